@@ -1,0 +1,5 @@
+"""``python -m mwjobs`` runs the command line."""
+
+from mwjobs.cli import main
+
+main()
