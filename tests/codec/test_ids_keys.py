@@ -111,7 +111,7 @@ def test_timestamps() -> None:
             unix_from_mw_timestamp(bad)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.text(max_size=12), st.text(max_size=12))
 def test_queue_id_and_rawurlencode_match_php(php: PhpOracle, job_type: str, domain: str) -> None:
     assert queue_id_json(job_type, domain) == php.queue_id(job_type, domain)

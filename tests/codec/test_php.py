@@ -123,7 +123,7 @@ VALUES = st.recursive(
     max_leaves=25,
 )
 PHP_SETTINGS = settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 
 

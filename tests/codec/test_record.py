@@ -170,7 +170,7 @@ PARAM_VALUES = st.recursive(
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.text(min_size=1, max_size=10), st.dictionaries(SAFE_KEYS, PARAM_VALUES, max_size=8))
 def test_job_dedup_hash_matches_php(
     php: PhpOracle, job_type: str, params: dict[int | str, PhpValue]
