@@ -76,7 +76,7 @@ def set_request_id(request_id: str | None) -> contextvars.Token[str | None]:
     return _request_id.set(request_id)
 
 
-def new_root_job_params(key: str, now: float | None = None) -> dict[str, PhpValue]:
+def new_root_job_params(key: str, now: float | None = None) -> dict[int | str, PhpValue]:
     """Params that make a job the root of a batch (MediaWiki ``Job::newRootJobParams``).
 
     Jobs of the same ``key`` pushed later supersede this batch: when popped, older jobs
@@ -116,9 +116,8 @@ class RootJobParams:
 def _release_from_params(params: Params) -> int | None:
     """``Job::getReleaseTimestamp``: the UNIX time from ``jobReleaseTimestamp``, or None."""
     raw = params.get(RELEASE_PARAM)
-    if raw is None or raw is False or raw in {"", 0}:
-        return None
-    if isinstance(raw, bool) or not isinstance(raw, int | str | float):
+    # Type check first: a set membership test would raise on an array (unhashable) value.
+    if isinstance(raw, bool) or not isinstance(raw, int | str | float) or raw in ("", 0):
         return None
     try:
         value = unix_from_mw_timestamp(int(raw) if isinstance(raw, float) else raw)
