@@ -110,9 +110,10 @@ class JobQueue(abc.ABC):
         """Store ``specs`` atomically (all or none); return how many were actually added.
 
         Each spec must have this queue's type (ValueError otherwise). A spec with a dedup
-        hash is dropped when an unclaimed or delayed job with the same hash exists, or when
-        an earlier spec of the same batch had it. A spec with a release time in the future
-        is stored delayed. Afterwards root jobs in the batch are registered
+        hash is dropped when an unclaimed or delayed job with the same hash exists. Within
+        one batch, a later spec with the same hash replaces the earlier one's data but keeps
+        its place (MediaWiki's doBatchPush). A spec with a release time is stored delayed
+        until a maintenance step at or after that time releases it. Afterwards root jobs in the batch are registered
         (:meth:`deduplicate_root_job`) so older batches of the same root are superseded.
         """
         for spec in specs:
