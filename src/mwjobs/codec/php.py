@@ -246,139 +246,145 @@ def php_ksort(mapping: Mapping[PhpKey, PhpValue]) -> dict[PhpKey, PhpValue]:
 # -- unserialize ------------------------------------------------------------------------------
 
 
-class _Reader:
-    """A strict recursive-descent reader over one serialized buffer."""
+_INT = re.compile(rb"i:([+-]?[0-9]{1,19});")
+_STRING = re.compile(rb's:([0-9]{1,19}):"')
+_INT_START = frozenset("-0123456789")
+_BOOL = re.compile(rb"b:([01]);")
+_FLOAT = re.compile(
+    rb"d:([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|-?INF|NAN);"
+)
+_OBJECT = re.compile(rb'O:([0-9]{1,19}):"')
+_ENTRY_COUNT = re.compile(rb"([0-9]{1,19}):\{")
 
-    __slots__ = ("binary_strings", "data", "max_depth", "pos")
+
+class _Reader:
+    """A strict recursive-descent reader over one serialized buffer.
+
+    Hot path of every pop: positions are passed and returned instead of kept on ``self``,
+    and each form is matched by one precompiled anchored pattern.
+    """
+
+    __slots__ = ("binary_strings", "data", "max_depth")
 
     def __init__(self, data: bytes, *, max_depth: int, binary_strings: bool) -> None:
         self.data = data
-        self.pos = 0
         self.max_depth = max_depth
         self.binary_strings = binary_strings
 
-    def fail(self, what: str) -> RecordError:
-        return RecordError(f"malformed PHP serialized data at byte {self.pos}: {what}")
+    def fail(self, pos: int, what: str) -> RecordError:
+        return RecordError(f"malformed PHP serialized data at byte {pos}: {what}")
 
-    def expect(self, token: bytes) -> None:
-        end = self.pos + len(token)
-        if self.data[self.pos : end] != token:
-            raise self.fail(f"expected {token.decode('ascii')!r}")
-        self.pos = end
-
-    def read_until(self, stop: bytes, limit: int = 32) -> bytes:
-        end = self.data.find(stop, self.pos, self.pos + limit + 1)
-        if end < 0:
-            raise self.fail(f"expected {stop.decode('ascii')!r}")
-        chunk = self.data[self.pos : end]
-        self.pos = end + 1
-        return chunk
-
-    def read_count(self, stop: bytes) -> int:
-        text = self.read_until(stop, 20)
-        if not re.fullmatch(rb"[0-9]+", text):
-            raise self.fail("expected a length or count")
-        return int(text)
-
-    def read_int(self) -> int:
-        text = self.read_until(b";", 21)
-        if not re.fullmatch(rb"[+-]?[0-9]+", text):
-            raise self.fail("bad integer")
-        number = int(text)
+    def read_int(self, pos: int) -> tuple[int, int]:
+        match = _INT.match(self.data, pos)
+        if match is None:
+            raise self.fail(pos, "bad integer")
+        number = int(match[1])
         if not INT64_MIN <= number <= INT64_MAX:
-            raise self.fail("integer out of 64-bit range")
-        return number
+            raise self.fail(pos, "integer out of 64-bit range")
+        return number, match.end()
 
-    def read_float(self) -> float:
-        text = self.read_until(b";", 400)
-        if text in (b"INF", b"-INF", b"NAN"):
-            return float(text.decode("ascii").replace("NAN", "nan"))
-        if not re.fullmatch(rb"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", text):
-            raise self.fail("bad float")
-        return float(text)
-
-    def read_string_body(self) -> bytes:
-        length = self.read_count(b":")
-        if length > len(self.data) - self.pos:
-            raise self.fail(f"string length {length} runs past the end")
-        self.expect(b'"')
-        raw = self.data[self.pos : self.pos + length]
-        self.pos += length
-        self.expect(b'"')
-        return raw
-
-    def text(self, raw: bytes) -> str | bytes:
+    def read_string(self, pos: int) -> tuple[str | bytes, int]:
+        """``s:<n>:"<n bytes>";`` at ``pos``: the text and the position after it."""
+        data = self.data
+        match = _STRING.match(data, pos)
+        if match is None:
+            raise self.fail(pos, "bad string header")
+        start = match.end()
+        end = start + int(match[1])
+        if data[end : end + 2] != b'";':
+            raise self.fail(pos, "string length does not match its quotes")
+        raw = data[start:end]
         try:
-            return raw.decode("utf-8")
+            return raw.decode("utf-8"), end + 2
         except UnicodeDecodeError:
             if self.binary_strings:
-                return raw
-            raise self.fail("string is not valid UTF-8") from None
+                return raw, end + 2
+            raise self.fail(pos, "string is not valid UTF-8") from None
 
-    def read_key(self) -> PhpKey:
-        tag = self.data[self.pos : self.pos + 2]
-        self.pos += 2
-        if tag == b"i:":
-            return self.read_int()
-        if tag == b"s:":
-            raw = self.read_string_body()
-            self.expect(b";")
-            key = self.text(raw)
+    def read_key(self, pos: int) -> tuple[PhpKey, int]:
+        head = self.data[pos : pos + 1]
+        if head == b"s":
+            key, end = self.read_string(pos)
             if isinstance(key, bytes):  # a dict key must be hashable text
                 key = key.decode("utf-8", "surrogateescape")
-            return php_array_key(key)
-        self.pos -= 2
-        raise self.fail("array keys must be integers or strings")
+            # Only text starting like a number can be a canonical int (cheap pre-check).
+            if key and key[0] in _INT_START:
+                return php_array_key(key), end
+            return key, end
+        if head == b"i":
+            return self.read_int(pos)
+        raise self.fail(pos, "array keys must be integers or strings")
 
-    def read_entries(self, depth: int) -> dict[PhpKey, PhpValue]:
-        count = self.read_count(b":")
+    def read_entries(self, pos: int, depth: int) -> tuple[dict[PhpKey, PhpValue], bool, int]:
+        """``<count>:{key value ...}`` from the count on: entries, is-a-list, end."""
+        data = self.data
+        match = _ENTRY_COUNT.match(data, pos)
+        if match is None:
+            raise self.fail(pos, "expected a count and '{'")
+        count = int(match[1])
+        pos = match.end()
         # Every entry needs at least 6 bytes ("i:0;N;"): refuse impossible counts up front.
-        if count * 6 > len(self.data) - self.pos:
-            raise self.fail(f"count {count} is larger than the data can hold")
-        self.expect(b"{")
+        if count * 6 > len(data) - pos:
+            raise self.fail(pos, f"count {count} is larger than the data can hold")
         entries: dict[PhpKey, PhpValue] = {}
-        for _ in range(count):
-            key = self.read_key()
-            entries[key] = self.read_value(depth + 1)
-        self.expect(b"}")
-        return entries
+        is_list = True
+        read_key, read_value = self.read_key, self.read_value
+        for index in range(count):
+            key, pos = read_key(pos)
+            if is_list and (key != index or type(key) is not int):
+                is_list = False
+            entries[key], pos = read_value(pos, depth + 1)
+        if data[pos : pos + 1] != b"}":
+            raise self.fail(pos, "expected '}'")
+        return entries, is_list and len(entries) == count, pos + 1
 
-    def read_value(self, depth: int) -> PhpValue:  # noqa: PLR0911 - one branch per tag
+    def read_value(self, pos: int, depth: int) -> tuple[PhpValue, int]:
         if depth > self.max_depth:
-            raise self.fail(f"nesting deeper than {self.max_depth}")
-        tag = self.data[self.pos : self.pos + 2]
-        self.pos += 2
-        if tag == b"N;":
-            return None
-        if tag == b"b:":
-            flag = self.read_until(b";", 1)
-            if flag not in (b"0", b"1"):
-                raise self.fail("bad boolean")
-            return flag == b"1"
-        if tag == b"i:":
-            return self.read_int()
-        if tag == b"d:":
-            return self.read_float()
-        if tag == b"s:":
-            raw = self.read_string_body()
-            self.expect(b";")
-            return self.text(raw)
-        if tag == b"a:":
-            entries = self.read_entries(depth)
-            if list(entries) == list(range(len(entries))):
-                return list(entries.values())
-            return entries
-        if tag == b"O:":
-            return self.read_object(depth)
-        self.pos -= 2
-        raise self.fail(f"unsupported type tag {tag[:1]!r}")
+            raise self.fail(pos, f"nesting deeper than {self.max_depth}")
+        head = self.data[pos : pos + 1]
+        if head == b"s":
+            return self.read_string(pos)
+        if head == b"i":
+            return self.read_int(pos)
+        if head == b"a":
+            if self.data[pos + 1 : pos + 2] != b":":
+                raise self.fail(pos, "expected ':'")
+            entries, is_list, end = self.read_entries(pos + 2, depth)
+            return (list(entries.values()) if is_list else entries), end
+        return self.read_scalar(head, pos, depth)
 
-    def read_object(self, depth: int) -> StdClass:
-        name = self.read_string_body()
+    def read_scalar(self, head: bytes, pos: int, depth: int) -> tuple[PhpValue, int]:
+        """The rarer forms: null, bool, float, and the stdClass wrapper."""
+        data = self.data
+        if head == b"N" and data[pos + 1 : pos + 2] == b";":
+            return None, pos + 2
+        if head == b"b":
+            match = _BOOL.match(data, pos)
+            if match is not None:
+                return match[1] == b"1", match.end()
+        elif head == b"d":
+            match = _FLOAT.match(data, pos)
+            if match is not None:
+                return float(match[1].replace(b"NAN", b"nan")), match.end()
+        elif head == b"O":
+            return self.read_object(pos, depth)
+        if not head:
+            raise self.fail(pos, "unexpected end of data")
+        raise self.fail(pos, f"bad or unsupported value starting with {head!r}")
+
+    def read_object(self, pos: int, depth: int) -> tuple[StdClass, int]:
+        match = _OBJECT.match(self.data, pos)
+        if match is None:
+            raise self.fail(pos, "bad object header")
+        start = match.end()
+        end = start + int(match[1])
+        name = self.data[start:end]
         if name != b"stdClass":
-            raise self.fail(f"objects of class {name[:64]!r} are not allowed")
-        self.expect(b":")
-        return StdClass(self.read_entries(depth))
+            raise self.fail(pos, f"objects of class {name[:64]!r} are not allowed")
+        if self.data[end : end + 2] != b'":':
+            raise self.fail(end, "bad object header")
+        entries, _, end = self.read_entries(end + 2, depth)
+        return StdClass(entries), end
 
 
 def php_unserialize(
@@ -399,7 +405,7 @@ def php_unserialize(
     if len(data) > max_size:
         raise RecordError(f"serialized data of {len(data)} bytes exceeds the {max_size} limit")
     reader = _Reader(bytes(data), max_depth=max_depth, binary_strings=binary_strings)
-    value = reader.read_value(0)
-    if reader.pos != len(reader.data):
-        raise reader.fail("trailing data after the value")
+    value, end = reader.read_value(0, 0)
+    if end != len(reader.data):
+        raise reader.fail(end, "trailing data after the value")
     return value

@@ -113,8 +113,9 @@ class JobQueue(abc.ABC):
         hash is dropped when an unclaimed or delayed job with the same hash exists. Within
         one batch, a later spec with the same hash replaces the earlier one's data but keeps
         its place (MediaWiki's doBatchPush). A spec with a release time is stored delayed
-        until a maintenance step at or after that time releases it. Afterwards root jobs in the batch are registered
-        (:meth:`deduplicate_root_job`) so older batches of the same root are superseded.
+        until a maintenance step at or after that time releases it. Afterwards root jobs in
+        the batch are registered (:meth:`deduplicate_root_job`) so older batches of the same
+        root are superseded.
         """
         for spec in specs:
             if spec.type != self.type:
