@@ -8,6 +8,7 @@ uses MediaWiki's rule on both sides.
 
 from __future__ import annotations
 
+import functools
 from typing import Final
 
 from mwjobs.codec.ids import domain_to_wiki_id, rawurldecode, rawurlencode
@@ -50,13 +51,20 @@ QUEUE_PROPS: Final = (
 ROOT_JOB_TTL: Final = 28 * 86400
 
 
+# Large on purpose: the chron walks every queue each pass in a shuffled order, so a small
+# cache would never hit; 64k prefixes are a few MiB.
+@functools.lru_cache(maxsize=65536)
+def _queue_key_prefix(domain: str, job_type: str) -> str:
+    wiki_id = domain_to_wiki_id(domain)
+    return f"{rawurlencode(wiki_id)}:jobqueue:{rawurlencode(job_type)}:"
+
+
 def queue_key(domain: str, job_type: str, prop: str) -> str:
     """``JobQueueRedis::getQueueKey``: ``{wikiId}:jobqueue:{type}:{prop}``, each part
-    rawurlencoded."""
+    rawurlencoded (the suffixes need no encoding)."""
     if prop not in QUEUE_PROPS:
         raise ValueError(f"unknown queue key suffix {prop!r}")
-    parts = (domain_to_wiki_id(domain), "jobqueue", job_type, prop)
-    return ":".join(rawurlencode(part) for part in parts)
+    return _queue_key_prefix(domain, job_type) + prop
 
 
 def queue_keys(domain: str, job_type: str) -> dict[str, str]:
