@@ -1,0 +1,488 @@
+"""The Redis backend: MediaWiki's ``JobQueueRedis`` data layout, read and written as MW 1.43.
+
+Every queue of (domain, type) is eight keys on one server (``{wiki}:jobqueue:{type}:*``,
+spec §2.1) plus its member in ``global:jobqueue:s-queuesWithJobs``; records are MW's
+8-field PHP-serialized arrays. PHP MediaWiki, the PHP jobrunner/jobchron and mwjobs can share
+one server. Each operation is one atomic Lua script (``lua/*.lua``, schema in each header);
+where MW has a bug (spec §14) the script fixes it without changing the data format, see
+``docs/compatibility.md``.
+
+Errors: every redis-py error leaves this module as :class:`~mwjobs.errors.QueueError` naming
+the server and the operation. No command is retried automatically: a push or pop that timed
+out may have happened, and retrying it could push twice; callers back off and go on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import redis
+from redis.backoff import NoBackoff
+from redis.connection import SSLConnection, UnixDomainSocketConnection
+from redis.retry import Retry
+
+from mwjobs.codec import (
+    QUEUES_WITH_JOBS_KEY,
+    ROOT_JOB_TTL,
+    decode_record,
+    encode_record,
+    new_job_id,
+    parse_queue_id,
+    queue_id_json,
+    queue_key,
+    root_job_key,
+)
+from mwjobs.errors import QueueError, RecordError
+from mwjobs.job import JobSpec, JobState, QueuedJob
+from mwjobs.queues.base import (
+    Clock,
+    EventSink,
+    JobQueue,
+    MaintenancePolicy,
+    MaintenanceResult,
+    QueueBackend,
+    QueueSizes,
+)
+from mwjobs.queues.endpoint import RedisEndpoint, parse_redis_endpoint
+from mwjobs.queues.redis_lua import Arg, LuaScript, ScriptCall, Scripts, load_scripts, run_pipelined
+
+__all__ = ["QueueKeys", "RedisBackend", "RedisJobQueue", "make_client"]
+
+log = logging.getLogger(__name__)
+
+# IDs without a record that one pop call may drop before it returns (bounds script time;
+# the caller simply calls again).
+GHOST_BUDGET = 1000
+
+_scripts = functools.cache(load_scripts)
+
+
+@dataclasses.dataclass(frozen=True)
+class QueueKeys:
+    """The Redis key names of one queue, built by MediaWiki's rule (rawurlencoded wiki ID
+    and type), for MW's scripts and the chron alike (spec §14 item 1)."""
+
+    unclaimed: str
+    claimed: str
+    abandoned: str
+    delayed: str
+    id_by_sha1: str
+    sha1_by_id: str
+    attempts: str
+    data: str
+    queue_id: str
+
+    @classmethod
+    def build(cls, domain: str, job_type: str) -> QueueKeys:
+        def key(prop: str) -> str:
+            return queue_key(domain, job_type, prop)
+
+        return cls(
+            unclaimed=key("l-unclaimed"),
+            claimed=key("z-claimed"),
+            abandoned=key("z-abandoned"),
+            delayed=key("z-delayed"),
+            id_by_sha1=key("h-idBySha1"),
+            sha1_by_id=key("h-sha1ById"),
+            attempts=key("h-attempts"),
+            data=key("h-data"),
+            queue_id=queue_id_json(job_type, domain),
+        )
+
+    # The KEYS lists, in each script's header order.
+    def for_push(self) -> list[str]:
+        return [self.unclaimed, self.sha1_by_id, self.id_by_sha1, self.delayed, self.data,
+                QUEUES_WITH_JOBS_KEY]  # fmt: skip
+
+    def for_pop(self) -> list[str]:
+        return [self.unclaimed, self.sha1_by_id, self.id_by_sha1, self.claimed, self.attempts,
+                self.data]  # fmt: skip
+
+    def for_ack(self) -> list[str]:
+        return [self.claimed, self.attempts, self.data]
+
+    def for_maintain(self) -> list[str]:
+        return [self.claimed, self.attempts, self.unclaimed, self.data, self.abandoned,
+                self.delayed, QUEUES_WITH_JOBS_KEY]  # fmt: skip
+
+    def for_delete(self) -> list[str]:
+        return [self.unclaimed, self.claimed, self.abandoned, self.delayed, self.id_by_sha1,
+                self.sha1_by_id, self.attempts, self.data, QUEUES_WITH_JOBS_KEY]  # fmt: skip
+
+
+class RedisBackend(QueueBackend):
+    """One Redis server holding MediaWiki-layout queues.
+
+    ``endpoint`` is a :class:`RedisEndpoint` or any string :func:`parse_redis_endpoint`
+    accepts. ``compression`` writes large records in MW's gzip wrapper (records of either
+    form are always read). ``new_id`` makes job IDs (``uuid4().hex``; tests inject fixed
+    ones). Nothing connects until the first operation.
+    """
+
+    def __init__(
+        self,
+        endpoint: RedisEndpoint | str,
+        *,
+        clock: Clock = time.time,
+        on_event: EventSink | None = None,
+        compression: bool = False,
+        new_id: Callable[[], str] = new_job_id,
+    ) -> None:
+        super().__init__(clock=clock, on_event=on_event)
+        self.endpoint = parse_redis_endpoint(endpoint) if isinstance(endpoint, str) else endpoint
+        self.compression = compression
+        self.new_id = new_id
+        self.scripts: Scripts = _scripts()
+        self._client: redis.Redis | None = None
+        self._owns_client = True
+        self._reported_bad_queue_ids: set[bytes] = set()
+
+    @classmethod
+    def from_client(
+        cls,
+        client: redis.Redis,
+        *,
+        clock: Clock = time.time,
+        on_event: EventSink | None = None,
+        compression: bool = False,
+        new_id: Callable[[], str] = new_job_id,
+    ) -> RedisBackend:
+        """Use an existing redis-py client (``decode_responses`` must be off). The client
+        stays the caller's: :meth:`close` does not close it."""
+        if client.get_encoder().decode_responses:
+            raise ValueError("RedisBackend needs a client with decode_responses=False")
+        backend = cls(
+            _endpoint_of(client),
+            clock=clock,
+            on_event=on_event,
+            compression=compression,
+            new_id=new_id,
+        )
+        backend._client = client
+        backend._owns_client = False
+        return backend
+
+    def __str__(self) -> str:
+        return f"Redis {self.endpoint.display}"
+
+    def __repr__(self) -> str:
+        return f"<RedisBackend {self.endpoint.display}>"
+
+    @property
+    def client(self) -> redis.Redis:
+        """The redis-py client, made on first use (making it does not connect either)."""
+        if self._client is None:
+            self._client = make_client(self.endpoint)
+        return self._client
+
+    @contextlib.contextmanager
+    def guard(self, operation: str) -> Iterator[None]:
+        """Map redis-py errors inside the block to QueueError naming server and operation."""
+        try:
+            yield
+        except (redis.RedisError, OSError) as exc:
+            raise self.error(operation, exc) from exc
+
+    def error(self, operation: str, exc: BaseException) -> QueueError:
+        return QueueError(f"Redis {self.endpoint.display}: {operation} failed: {exc}")
+
+    def queue(self, domain: str, job_type: str) -> RedisJobQueue:
+        return RedisJobQueue(self, domain, job_type)
+
+    def queues_with_jobs(self) -> list[tuple[str, str]]:
+        with self.guard("reading global:jobqueue:s-queuesWithJobs"):
+            members: set[bytes] = self.client.smembers(QUEUES_WITH_JOBS_KEY)  # type: ignore[assignment]
+        found: list[tuple[str, str]] = []
+        for member in sorted(members):
+            try:
+                found.append(parse_queue_id(member.decode()))
+            except (RecordError, UnicodeDecodeError) as exc:  # someone else's junk: skip it
+                # Warn once per bad member, not on every chron pass (once a second).
+                if member not in self._reported_bad_queue_ids:
+                    self._reported_bad_queue_ids.add(member)
+                    log.warning("%s: skipping bad queue ID %r in %s: %s",
+                                self, member, QUEUES_WITH_JOBS_KEY, exc)  # fmt: skip
+        return found
+
+    def maintain_many(
+        self, items: Sequence[tuple[str, str, MaintenancePolicy]], now: int | None = None
+    ) -> list[MaintenanceResult | Exception]:
+        """All the queues' maintain scripts in one pipelined round trip."""
+        if not items:
+            return []
+        when = int(self.clock()) if now is None else now
+        queues = [(self.queue(domain, job_type), policy) for job_type, domain, policy in items]
+        calls = [queue.maintain_call(policy, when) for queue, policy in queues]
+        try:
+            with self.guard(f"maintenance of {len(calls)} queues"):
+                replies = run_pipelined(self.client, calls)
+        except QueueError as exc:  # the server is unreachable: every queue failed alike
+            return [exc for _ in items]
+        results: list[MaintenanceResult | Exception] = []
+        for (queue, _), reply in zip(queues, replies, strict=True):
+            if isinstance(reply, Exception):
+                results.append(self.error(f"maintenance of {queue.label}", reply))
+            else:
+                results.append(queue.count_maintenance(_maintenance_result(reply)))
+        return results
+
+    def close(self) -> None:
+        if self._client is not None and self._owns_client:
+            self._client.close()
+            self._client = None
+
+
+class RedisJobQueue(JobQueue):
+    """One (domain, type) queue on a :class:`RedisBackend`."""
+
+    def __init__(self, backend: RedisBackend, domain: str, job_type: str) -> None:
+        super().__init__(backend, domain, job_type)
+        self.redis = backend
+        self.keys = QueueKeys.build(domain, job_type)
+        self.label = f"the {job_type!r} queue of {domain!r}"
+
+    def _run(self, operation: str, script: LuaScript, keys: list[str], args: Sequence[Arg]) -> Any:
+        with self.redis.guard(f"{operation} {self.label}"):
+            return script.run(self.redis.client, keys, args)
+
+    # -- push ---------------------------------------------------------------------------
+
+    def _push(self, specs: list[JobSpec], now: int) -> int:
+        # In-batch dedup as MW's doBatchPush: keyed by dedup hash, else by ID; a later
+        # duplicate replaces the earlier one's data but keeps its place.
+        items: dict[str, tuple[str, str, str, bytes]] = {}
+        for spec in specs:
+            job_id = self.redis.new_id()
+            record = spec.to_record(job_id, now)
+            blob = encode_record(record, compress=self.redis.compression)
+            release = str(record.release_timestamp or 0)
+            items[record.sha1 or job_id] = (job_id, record.sha1, release, blob)
+        args: list[Arg] = [self.keys.queue_id]
+        for item in items.values():
+            args.extend(item)
+        return int(self._run("push to", self.redis.scripts.push, self.keys.for_push(), args))
+
+    # -- pop ----------------------------------------------------------------------------
+
+    def _pop_many(self, n: int, now: int) -> list[QueuedJob]:
+        jobs: list[QueuedJob] = []
+        while len(jobs) < n:
+            want = n - len(jobs)
+            reply = self._run("pop from", self.redis.scripts.pop_many, self.keys.for_pop(),
+                              [now, want, want + GHOST_BUDGET])  # fmt: skip
+            ghosts, drained = int(reply[0]), int(reply[1])
+            corrupt: list[bytes] = []
+            for i in range(2, len(reply), 3):
+                raw_id, blob, attempts = reply[i], reply[i + 1], int(reply[i + 2])
+                job = self._decode(raw_id, blob, attempts, JobState.CLAIMED)
+                if job is None:
+                    corrupt.append(raw_id)
+                else:
+                    jobs.append(job)
+            if ghosts:
+                log.warning("%s: dropped %d job ID(s) without a record from %s",
+                            self.redis, ghosts, self.label)  # fmt: skip
+            if corrupt:
+                self._set_aside(corrupt, now)
+            if drained:
+                break
+        return jobs
+
+    def _decode(
+        self, raw_id: bytes, blob: bytes, attempts: int, state: JobState
+    ) -> QueuedJob | None:
+        """The job, or None (logged) when the record cannot be read."""
+        try:
+            job_id = raw_id.decode()
+            record = decode_record(blob)
+            job = QueuedJob.from_record(record, self.domain, attempts=attempts, state=state)
+        except Exception as exc:  # any unreadable record is corrupt; never kill the caller
+            log.error("%s: unreadable record of job %r in %s: %s",
+                      self.redis, raw_id, self.label, exc)  # fmt: skip
+            return None
+        # The Redis ID is the handle for ack, whatever the record says.
+        return job if job.id == job_id else dataclasses.replace(job, id=job_id)
+
+    def _set_aside(self, ids: list[bytes], now: int) -> None:
+        """Move unreadable claimed jobs to z-abandoned so they never block the queue."""
+        args: list[Arg] = [now, *ids]
+        self._run("setting aside corrupt jobs of", self.redis.scripts.set_aside,
+                  [self.keys.claimed, self.keys.abandoned], args)  # fmt: skip
+        self._event("corrupt", len(ids))
+
+    # -- ack ----------------------------------------------------------------------------
+
+    def _ack_many(self, jobs: list[QueuedJob]) -> list[bool]:
+        reply = self._run(
+            "ack in", self.redis.scripts.ack, self.keys.for_ack(), [job.id for job in jobs]
+        )
+        results = [bool(int(flag)) for flag in reply]
+        for job, done in zip(jobs, results, strict=True):
+            if not done:
+                log.debug("Could not acknowledge %s job %s.", self.type, job.id)
+        return results
+
+    # -- whole queue ----------------------------------------------------------------------
+
+    def delete(self) -> None:
+        self._run(
+            "deleting", self.redis.scripts.delete, self.keys.for_delete(), [self.keys.queue_id]
+        )
+
+    def sizes(self) -> QueueSizes:
+        with self.redis.guard(f"counting {self.label}"):
+            pipe = self.redis.client.pipeline(transaction=False)
+            pipe.llen(self.keys.unclaimed)
+            pipe.zcard(self.keys.claimed)
+            pipe.zcard(self.keys.abandoned)
+            pipe.zcard(self.keys.delayed)
+            unclaimed, claimed, abandoned, delayed = pipe.execute()
+        return QueueSizes(int(unclaimed), int(claimed), int(abandoned), int(delayed))
+
+    def list_jobs(self, state: JobState, limit: int | None = None) -> list[QueuedJob]:
+        if limit is not None and limit <= 0:
+            return []
+        with self.redis.guard(f"listing {state} jobs of {self.label}"):
+            ids = self._list_ids(state, limit)
+            if not ids:
+                return []
+            pipe = self.redis.client.pipeline(transaction=False)
+            pipe.hmget(self.keys.data, ids)
+            pipe.hmget(self.keys.attempts, ids)
+            blobs, attempts = pipe.execute()
+        jobs: list[QueuedJob] = []
+        for raw_id, blob, tries in zip(ids, blobs, attempts, strict=True):
+            if blob is None:  # acked or pruned since the ID was read
+                continue
+            job = self._decode(raw_id, blob, int(tries or 0), state)
+            if job is not None:
+                jobs.append(job)
+        return jobs
+
+    def _list_ids(self, state: JobState, limit: int | None) -> list[bytes]:
+        client = self.redis.client
+        if state is JobState.UNCLAIMED:
+            # LRANGE is newest first; the right end pops next, so reverse for pop order.
+            ids: list[bytes] = client.lrange(self.keys.unclaimed, -limit if limit else 0, -1)  # type: ignore[assignment]
+            return ids[::-1]
+        key = {
+            JobState.DELAYED: self.keys.delayed,
+            JobState.CLAIMED: self.keys.claimed,
+            JobState.ABANDONED: self.keys.abandoned,
+        }[state]
+        ranged: list[bytes] = client.zrange(key, 0, -1 if limit is None else limit - 1)  # type: ignore[assignment]
+        return ranged
+
+    # -- root jobs ------------------------------------------------------------------------
+
+    def deduplicate_root_job(self, spec: JobSpec) -> bool:
+        root = spec.root_job
+        if root is None:
+            raise ValueError(
+                f"{spec.type} job has no root-job params (rootJobSignature, rootJobTimestamp)"
+            )
+        key = root_job_key(self.domain, self.type, root.signature)
+        with self.redis.guard(f"registering a root job of {self.label}"):
+            stored = _mw_timestamp(self.redis.client.get(key))
+            if stored is not None and stored >= root.timestamp_int:
+                return True
+            self.redis.client.set(key, root.timestamp, ex=ROOT_JOB_TTL)
+        return False
+
+    def is_root_job_old_duplicate(self, job: QueuedJob) -> bool:
+        root = job.root_job
+        if root is None:
+            return False
+        key = root_job_key(self.domain, self.type, root.signature)
+        with self.redis.guard(f"checking a root job of {self.label}"):
+            stored = _mw_timestamp(self.redis.client.get(key))
+        return stored is not None and stored > root.timestamp_int
+
+    # -- maintenance ----------------------------------------------------------------------
+
+    def _maintain(self, policy: MaintenancePolicy, now: int) -> MaintenanceResult:
+        call = self.maintain_call(policy, now)
+        reply = self._run("maintenance of", self.redis.scripts.maintain, list(call.keys), call.args)
+        return _maintenance_result(reply)
+
+    def maintain_call(self, policy: MaintenancePolicy, now: int) -> ScriptCall:
+        """The maintain script's call for this queue (ARGV as the PHP chron's, §4.7)."""
+        args: list[Arg] = [
+            now - policy.claim_ttl,
+            now - policy.abandoned_retention,
+            policy.max_attempts,
+            now,
+            self.keys.queue_id,
+            policy.batch,
+        ]
+        return ScriptCall(self.redis.scripts.maintain, self.keys.for_maintain(), args)
+
+    def count_maintenance(self, result: MaintenanceResult) -> MaintenanceResult:
+        """Emit the events :meth:`maintain` emits, for results got in a batch."""
+        self._event("recycles", result.released)
+        self._event("abandons", result.abandoned)
+        self._event("prunes", result.pruned)
+        self._event("undelays", result.undelayed)
+        return result
+
+
+def _maintenance_result(reply: Sequence[Any]) -> MaintenanceResult:
+    released, abandoned, pruned, undelayed, ready = (int(x) for x in reply)
+    return MaintenanceResult(released, abandoned, pruned, undelayed, ready)
+
+
+def _mw_timestamp(raw: bytes | str | None) -> int | None:
+    """A stored root-job timestamp as a number; None when unset or falsy in PHP terms."""
+    if raw is None or raw in (b"", b"0", "", "0"):
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        return 0
+
+
+def make_client(endpoint: RedisEndpoint) -> redis.Redis:
+    no_retry = Retry(NoBackoff(), 0)  # see the module docstring
+    if endpoint.unix_socket is not None:
+        return redis.Redis(
+            unix_socket_path=endpoint.unix_socket,
+            db=endpoint.db,
+            username=endpoint.username,
+            password=endpoint.password,
+            socket_connect_timeout=endpoint.connect_timeout,
+            socket_timeout=endpoint.read_timeout,
+            retry=no_retry,
+        )
+    return redis.Redis(
+        host=endpoint.host,
+        port=endpoint.port,
+        db=endpoint.db,
+        username=endpoint.username,
+        password=endpoint.password,
+        ssl=endpoint.tls,
+        socket_connect_timeout=endpoint.connect_timeout,
+        socket_timeout=endpoint.read_timeout,
+        retry=no_retry,
+    )
+
+
+def _endpoint_of(client: redis.Redis) -> RedisEndpoint:
+    """Where an existing client points, for messages (its password is never shown)."""
+    pool = client.connection_pool
+    kwargs: dict[str, Any] = pool.connection_kwargs
+    unix = pool.connection_class is UnixDomainSocketConnection
+    return RedisEndpoint(
+        str(kwargs.get("host", "localhost")),
+        int(kwargs.get("port", 6379)),
+        unix_socket=str(kwargs["path"]) if unix else None,
+        db=int(kwargs.get("db", 0) or 0),
+        username=kwargs.get("username"),
+        password=kwargs.get("password"),
+        tls=issubclass(pool.connection_class, SSLConnection),
+    )
