@@ -1,0 +1,1 @@
+"""The jobrunner service: runner groups ("loops") of slots that dispatch queue batches."""
