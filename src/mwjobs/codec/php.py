@@ -69,6 +69,10 @@ DEFAULT_MAX_SIZE = 64 * 1024 * 1024
 
 _CANONICAL_INT = re.compile(rb"-?[1-9][0-9]*|0")
 _CANONICAL_INT_STR = re.compile(r"-?[1-9][0-9]*|0")
+_INT_START = frozenset("-0123456789")
+# First characters a PHP numeric string can have (is_numeric_string; "" is not numeric).
+_NUMERIC_START = frozenset(" \t\n\r\v\f+-.0123456789")
+
 
 
 @dataclass
@@ -83,13 +87,18 @@ class StdClass:
 
 def php_array_key(key: PhpKey) -> PhpKey:
     """The key PHP actually stores: canonical decimal integer strings become ints."""
+    if type(key) is str:
+        # Only text starting like a number can be a canonical int (cheap pre-check).
+        if not key or key[0] not in _INT_START:
+            return key
+        if _CANONICAL_INT_STR.fullmatch(key) and INT64_MIN <= int(key) <= INT64_MAX:
+            return int(key)
+        return key
     if isinstance(key, bool):
         return int(key)
     if isinstance(key, int):
         return key
-    if _CANONICAL_INT_STR.fullmatch(key) and INT64_MIN <= int(key) <= INT64_MAX:
-        return int(key)
-    return key
+    return php_array_key(str(key)) if isinstance(key, str) else key
 
 
 def php_float_repr(value: float) -> str:
@@ -134,6 +143,27 @@ def _shortest_digits(value: float) -> tuple[str, int]:
 
 
 def _serialize_into(value: PhpValue, out: list[bytes]) -> None:
+    # Hot path of every push: exact-type checks first (str, int, dict), the general
+    # isinstance chain only for subclasses and rarer types.
+    kind = type(value)
+    if kind is str:
+        raw = value.encode("utf-8")  # type: ignore[union-attr]
+        out.append(b's:%d:"%b";' % (len(raw), raw))
+    elif kind is int:
+        _serialize_int(value, out)  # type: ignore[arg-type]
+    elif kind is dict:
+        _serialize_mapping(b"a:%d:{", value, out)  # type: ignore[arg-type]
+    else:
+        _serialize_other(value, out)
+
+
+def _serialize_int(value: int, out: list[bytes]) -> None:
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise RecordError(f"integer {value} does not fit PHP's 64-bit int")
+    out.append(b"i:%d;" % value)
+
+
+def _serialize_other(value: PhpValue, out: list[bytes]) -> None:
     if value is None:
         out.append(b"N;")
     elif value is True:
@@ -141,14 +171,12 @@ def _serialize_into(value: PhpValue, out: list[bytes]) -> None:
     elif value is False:
         out.append(b"b:0;")
     elif isinstance(value, int):
-        if not INT64_MIN <= value <= INT64_MAX:
-            raise RecordError(f"integer {value} does not fit PHP's 64-bit int")
-        out.append(b"i:%d;" % value)
+        _serialize_int(value, out)
     elif isinstance(value, float):
         out.append(b"d:" + php_float_repr(value).encode("ascii") + b";")
     elif isinstance(value, str | bytes):
         raw = value.encode("utf-8") if isinstance(value, str) else value
-        out.append(b's:%d:"' % len(raw) + raw + b'";')
+        out.append(b's:%d:"%b";' % (len(raw), raw))
     elif isinstance(value, list | tuple):
         out.append(b"a:%d:{" % len(value))
         for index, item in enumerate(value):
@@ -168,12 +196,16 @@ def _serialize_mapping(head: bytes, mapping: Mapping[PhpKey, PhpValue], out: lis
     # ("5" and 5) collapse, the later value winning, as in a PHP array literal.
     items: dict[PhpKey, PhpValue] = {}
     for key, item in mapping.items():
-        if not isinstance(key, int | str):
+        if type(key) is not str and not isinstance(key, int | str):
             raise RecordError(f"PHP array keys are int or str, not {type(key).__name__}")
         items[php_array_key(key)] = item
     out.append(head % len(items))
     for key, item in items.items():
-        _serialize_into(key, out)
+        if isinstance(key, str):
+            raw = key.encode("utf-8")
+            out.append(b's:%d:"%b";' % (len(raw), raw))
+        else:
+            out.append(b"i:%d;" % key)
         _serialize_into(item, out)
     out.append(b"}")
 
@@ -240,7 +272,12 @@ def php_ksort(mapping: Mapping[PhpKey, PhpValue]) -> dict[PhpKey, PhpValue]:
     zend_sort's internals; such keys do not occur in job params.
     """
     keyed = {php_array_key(key): value for key, value in mapping.items()}
-    return {key: keyed[key] for key in sorted(keyed, key=cmp_to_key(_compare_keys))}
+    if all(type(key) is str and key[:1] not in _NUMERIC_START for key in keyed):
+        # No key can be numeric: PHP compares them as plain byte strings.
+        order = sorted(keyed, key=lambda key: key.encode("utf-8"))  # type: ignore[union-attr]
+    else:
+        order = sorted(keyed, key=cmp_to_key(_compare_keys))
+    return {key: keyed[key] for key in order}
 
 
 # -- unserialize ------------------------------------------------------------------------------
@@ -248,7 +285,6 @@ def php_ksort(mapping: Mapping[PhpKey, PhpValue]) -> dict[PhpKey, PhpValue]:
 
 _INT = re.compile(rb"i:([+-]?[0-9]{1,19});")
 _STRING = re.compile(rb's:([0-9]{1,19}):"')
-_INT_START = frozenset("-0123456789")
 _BOOL = re.compile(rb"b:([01]);")
 _FLOAT = re.compile(
     rb"d:([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|-?INF|NAN);"
