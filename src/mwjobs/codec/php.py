@@ -26,7 +26,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cmp_to_key
-from typing import Union
+from typing import Any, Union
 
 from mwjobs.errors import RecordError
 
@@ -290,137 +290,182 @@ _FLOAT = re.compile(
     rb"d:([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|-?INF|NAN);"
 )
 _OBJECT = re.compile(rb'O:([0-9]{1,19}):"')
-_ENTRY_COUNT = re.compile(rb"([0-9]{1,19}):\{")
 
 
-class _Reader:
-    """A strict recursive-descent reader over one serialized buffer.
+_ARRAY = re.compile(rb"a:([0-9]{1,19}):\{")
+_STDCLASS = re.compile(rb'O:8:"stdClass":([0-9]{1,19}):\{')
 
-    Hot path of every pop: positions are passed and returned instead of kept on ``self``,
-    and each form is matched by one precompiled anchored pattern.
+# A frame of the reader's stack: one array or object being filled.
+_ENTRIES, _LEFT, _KEY, _IS_LIST, _IS_OBJECT = range(5)
+
+
+def _fail(pos: int, what: str) -> RecordError:
+    return RecordError(f"malformed PHP serialized data at byte {pos}: {what}")
+
+
+def _read_text(data: bytes, pos: int, binary_strings: bool) -> tuple[str | bytes, int]:
+    """``s:<n>:"<n bytes>";`` at ``pos``: the text and the position after it."""
+    match = _STRING.match(data, pos)
+    if match is None:
+        raise _fail(pos, "bad string header")
+    start = match.end()
+    end = start + int(match[1])
+    if data[end : end + 2] != b'";':
+        raise _fail(pos, "string length does not match its quotes")
+    raw = data[start:end]
+    try:
+        return raw.decode("utf-8"), end + 2
+    except UnicodeDecodeError:
+        if binary_strings:
+            return raw, end + 2
+        raise _fail(pos, "string is not valid UTF-8") from None
+
+
+def _read_int(data: bytes, pos: int) -> tuple[int, int]:
+    match = _INT.match(data, pos)
+    if match is None:
+        raise _fail(pos, "bad integer")
+    number = int(match[1])
+    if not INT64_MIN <= number <= INT64_MAX:
+        raise _fail(pos, "integer out of 64-bit range")
+    return number, match.end()
+
+
+def _read_key(data: bytes, pos: int) -> tuple[PhpKey, int]:
+    head = data[pos : pos + 1]
+    if head == b"s":
+        key, end = _read_text(data, pos, True)
+        if isinstance(key, bytes):  # a dict key must be hashable text
+            key = key.decode("utf-8", "surrogateescape")
+        return php_array_key(key), end
+    if head == b"i":
+        return _read_int(data, pos)
+    raise _fail(pos, "array keys must be integers or strings")
+
+
+def _read_scalar(data: bytes, pos: int) -> tuple[PhpValue, int]:
+    """The rarer scalar forms: null, bool, float."""
+    head = data[pos : pos + 1]
+    if head == b"N" and data[pos + 1 : pos + 2] == b";":
+        return None, pos + 2
+    if head == b"b":
+        match = _BOOL.match(data, pos)
+        if match is not None:
+            return match[1] == b"1", match.end()
+    elif head == b"d":
+        match = _FLOAT.match(data, pos)
+        if match is not None:
+            return float(match[1].replace(b"NAN", b"nan")), match.end()
+    if not head:
+        raise _fail(pos, "unexpected end of data")
+    raise _fail(pos, f"bad or unsupported value starting with {head!r}")
+
+
+def _object_error(data: bytes, pos: int) -> RecordError:
+    """Why the object at ``pos`` is refused: a class other than stdClass, or malformed."""
+    match = _OBJECT.match(data, pos)
+    if match is None:
+        return _fail(pos, "bad object header")
+    name = data[match.end() : match.end() + int(match[1])]
+    if name != b"stdClass":
+        return _fail(pos, f"objects of class {name[:64]!r} are not allowed")
+    return _fail(pos, "bad stdClass header")
+
+
+def _open(data: bytes, pos: int, depth: int, max_depth: int) -> tuple[list[Any], int]:
+    """A new stack frame for the array or stdClass starting at ``pos``."""
+    is_object = data[pos : pos + 1] == b"O"
+    match = (_STDCLASS if is_object else _ARRAY).match(data, pos)
+    if match is None:
+        raise _object_error(data, pos) if is_object else _fail(pos, "bad array header")
+    if depth >= max_depth:
+        raise _fail(pos, f"nesting deeper than {max_depth}")
+    count = int(match[1])
+    # Every entry needs at least 6 bytes ("i:0;N;"): refuse impossible counts up front.
+    if count * 6 > len(data) - match.end():
+        raise _fail(pos, f"count {count} is larger than the data can hold")
+    return [{}, count, None, True, is_object], match.end()
+
+
+def _close(frame: list[Any]) -> PhpValue:
+    entries: dict[PhpKey, PhpValue] = frame[_ENTRIES]
+    if frame[_IS_OBJECT]:
+        return StdClass(entries)
+    return list(entries.values()) if frame[_IS_LIST] else entries
+
+
+# One function on purpose (hot loop, no call per token), hence over the complexity caps.
+def _parse(data: bytes, max_depth: int, binary_strings: bool) -> PhpValue:  # noqa: C901, PLR0912, PLR0915
+    """The reader: one loop over the buffer with an explicit stack of open arrays.
+
+    It is the hot path of every pop, so strings and ints (most of a record) are read
+    inline, without a function call per token; the rarer forms go through helpers.
     """
-
-    __slots__ = ("binary_strings", "data", "max_depth")
-
-    def __init__(self, data: bytes, *, max_depth: int, binary_strings: bool) -> None:
-        self.data = data
-        self.max_depth = max_depth
-        self.binary_strings = binary_strings
-
-    def fail(self, pos: int, what: str) -> RecordError:
-        return RecordError(f"malformed PHP serialized data at byte {pos}: {what}")
-
-    def read_int(self, pos: int) -> tuple[int, int]:
-        match = _INT.match(self.data, pos)
-        if match is None:
-            raise self.fail(pos, "bad integer")
-        number = int(match[1])
-        if not INT64_MIN <= number <= INT64_MAX:
-            raise self.fail(pos, "integer out of 64-bit range")
-        return number, match.end()
-
-    def read_string(self, pos: int) -> tuple[str | bytes, int]:
-        """``s:<n>:"<n bytes>";`` at ``pos``: the text and the position after it."""
-        data = self.data
-        match = _STRING.match(data, pos)
-        if match is None:
-            raise self.fail(pos, "bad string header")
-        start = match.end()
-        end = start + int(match[1])
-        if data[end : end + 2] != b'";':
-            raise self.fail(pos, "string length does not match its quotes")
-        raw = data[start:end]
-        try:
-            return raw.decode("utf-8"), end + 2
-        except UnicodeDecodeError:
-            if self.binary_strings:
-                return raw, end + 2
-            raise self.fail(pos, "string is not valid UTF-8") from None
-
-    def read_key(self, pos: int) -> tuple[PhpKey, int]:
-        head = self.data[pos : pos + 1]
-        if head == b"s":
-            key, end = self.read_string(pos)
-            if isinstance(key, bytes):  # a dict key must be hashable text
-                key = key.decode("utf-8", "surrogateescape")
-            # Only text starting like a number can be a canonical int (cheap pre-check).
-            if key and key[0] in _INT_START:
-                return php_array_key(key), end
-            return key, end
-        if head == b"i":
-            return self.read_int(pos)
-        raise self.fail(pos, "array keys must be integers or strings")
-
-    def read_entries(self, pos: int, depth: int) -> tuple[dict[PhpKey, PhpValue], bool, int]:
-        """``<count>:{key value ...}`` from the count on: entries, is-a-list, end."""
-        data = self.data
-        match = _ENTRY_COUNT.match(data, pos)
-        if match is None:
-            raise self.fail(pos, "expected a count and '{'")
-        count = int(match[1])
-        pos = match.end()
-        # Every entry needs at least 6 bytes ("i:0;N;"): refuse impossible counts up front.
-        if count * 6 > len(data) - pos:
-            raise self.fail(pos, f"count {count} is larger than the data can hold")
-        entries: dict[PhpKey, PhpValue] = {}
-        is_list = True
-        read_key, read_value = self.read_key, self.read_value
-        for index in range(count):
-            key, pos = read_key(pos)
-            if is_list and (key != index or type(key) is not int):
-                is_list = False
-            entries[key], pos = read_value(pos, depth + 1)
-        if data[pos : pos + 1] != b"}":
-            raise self.fail(pos, "expected '}'")
-        return entries, is_list and len(entries) == count, pos + 1
-
-    def read_value(self, pos: int, depth: int) -> tuple[PhpValue, int]:
-        if depth > self.max_depth:
-            raise self.fail(pos, f"nesting deeper than {self.max_depth}")
-        head = self.data[pos : pos + 1]
-        if head == b"s":
-            return self.read_string(pos)
-        if head == b"i":
-            return self.read_int(pos)
-        if head == b"a":
-            if self.data[pos + 1 : pos + 2] != b":":
-                raise self.fail(pos, "expected ':'")
-            entries, is_list, end = self.read_entries(pos + 2, depth)
-            return (list(entries.values()) if is_list else entries), end
-        return self.read_scalar(head, pos, depth)
-
-    def read_scalar(self, head: bytes, pos: int, depth: int) -> tuple[PhpValue, int]:
-        """The rarer forms: null, bool, float, and the stdClass wrapper."""
-        data = self.data
-        if head == b"N" and data[pos + 1 : pos + 2] == b";":
-            return None, pos + 2
-        if head == b"b":
-            match = _BOOL.match(data, pos)
-            if match is not None:
-                return match[1] == b"1", match.end()
-        elif head == b"d":
-            match = _FLOAT.match(data, pos)
-            if match is not None:
-                return float(match[1].replace(b"NAN", b"nan")), match.end()
-        elif head == b"O":
-            return self.read_object(pos, depth)
-        if not head:
-            raise self.fail(pos, "unexpected end of data")
-        raise self.fail(pos, f"bad or unsupported value starting with {head!r}")
-
-    def read_object(self, pos: int, depth: int) -> tuple[StdClass, int]:
-        match = _OBJECT.match(self.data, pos)
-        if match is None:
-            raise self.fail(pos, "bad object header")
-        start = match.end()
-        end = start + int(match[1])
-        name = self.data[start:end]
-        if name != b"stdClass":
-            raise self.fail(pos, f"objects of class {name[:64]!r} are not allowed")
-        if self.data[end : end + 2] != b'":':
-            raise self.fail(end, "bad object header")
-        entries, _, end = self.read_entries(end + 2, depth)
-        return StdClass(entries), end
+    stack: list[list[Any]] = []
+    pos = 0
+    value: PhpValue
+    while True:
+        frame = stack[-1] if stack else None
+        if frame is not None and frame[_KEY] is None:
+            if frame[_LEFT] == 0:  # all entries read: close the array
+                if data[pos : pos + 1] != b"}":
+                    raise _fail(pos, "expected '}'")
+                pos += 1
+                stack.pop()
+                value = _close(frame)
+                frame = stack[-1] if stack else None
+            elif data[pos : pos + 1] == b"s":  # a string key, inline (most keys are)
+                match = _STRING.match(data, pos)
+                if match is None:
+                    raise _fail(pos, "bad string header")
+                start = match.end()
+                end = start + int(match[1])
+                if data[end : end + 2] != b'";':
+                    raise _fail(pos, "string length does not match its quotes")
+                text = data[start:end].decode("utf-8", "surrogateescape")
+                # Only text starting like a number can be a canonical int.
+                frame[_KEY] = php_array_key(text) if text[:1] in _INT_START else text
+                pos = end + 2
+                continue
+            else:
+                frame[_KEY], pos = _read_key(data, pos)
+                continue
+        else:
+            head = data[pos : pos + 1]
+            if head == b"s":
+                match = _STRING.match(data, pos)
+                if match is None:
+                    raise _fail(pos, "bad string header")
+                start = match.end()
+                end = start + int(match[1])
+                if data[end : end + 2] != b'";':
+                    raise _fail(pos, "string length does not match its quotes")
+                raw = data[start:end]
+                try:
+                    value = raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    if not binary_strings:
+                        raise _fail(pos, "string is not valid UTF-8") from None
+                    value = raw
+                pos = end + 2
+            elif head == b"i":
+                value, pos = _read_int(data, pos)
+            elif head in (b"a", b"O"):
+                opened, pos = _open(data, pos, len(stack), max_depth)
+                stack.append(opened)
+                continue
+            else:
+                value, pos = _read_scalar(data, pos)
+        if frame is None:
+            if pos != len(data):
+                raise _fail(pos, "trailing data after the value")
+            return value
+        key = frame[_KEY]
+        if frame[_IS_LIST] and (type(key) is not int or key != len(frame[_ENTRIES])):
+            frame[_IS_LIST] = False
+        frame[_ENTRIES][key] = value
+        frame[_KEY] = None
+        frame[_LEFT] -= 1
 
 
 def php_unserialize(
@@ -440,8 +485,4 @@ def php_unserialize(
         raise RecordError(f"serialized data must be bytes, not {type(data).__name__}")
     if len(data) > max_size:
         raise RecordError(f"serialized data of {len(data)} bytes exceeds the {max_size} limit")
-    reader = _Reader(bytes(data), max_depth=max_depth, binary_strings=binary_strings)
-    value, end = reader.read_value(0, 0)
-    if end != len(reader.data):
-        raise reader.fail(end, "trailing data after the value")
-    return value
+    return _parse(bytes(data), max_depth, binary_strings)
