@@ -394,6 +394,11 @@ class SignalInbox:
         self._reader.close()
         self._writer.close()
 
+    def fileno(self) -> int:
+        """The socket that becomes readable when a signal arrives, for a caller that waits
+        on several file descriptors (the runner's selector); drain it with ``wait(0)``."""
+        return self._reader.fileno()
+
     def wait(self, timeout: float) -> list[int]:
         """The signals received so far, waiting up to ``timeout`` seconds for one."""
         if timeout > 0:

@@ -12,6 +12,7 @@ from mwjobs.chron import Chron, ChronService, build_chron
 from mwjobs.config import RunnerConfig, load_config
 from mwjobs.errors import ConfigError
 from mwjobs.metrics import counters_for, host_name, memory_usage
+from mwjobs.runner.cli import runner
 from mwjobs.servicelog import configure_service_logging
 
 # Exit status for a bad configuration (every subcommand; click uses 2 for usage errors).
@@ -81,6 +82,9 @@ def chron(ctx: click.Context, config_file: str, verbose: bool, once: bool) -> No
 
 def _build_chron(config: RunnerConfig) -> Chron:
     return build_chron(config, counters_for(config.statsd), host=host_name())
+
+
+cli.add_command(runner)
 
 
 def main() -> None:

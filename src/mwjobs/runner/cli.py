@@ -1,0 +1,46 @@
+"""``mwjobs runner``: the jobrunner daemon's command (added to ``mwjobs.cli``)."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from mwjobs.config import load_config
+from mwjobs.errors import ConfigError
+from mwjobs.runner.dispatch import DispatchError
+from mwjobs.runner.service import Runner
+from mwjobs.servicelog import configure_service_logging
+
+__all__ = ["runner"]
+
+# A bad config or a dispatcher that can never work: the same status as `mwjobs chron`.
+EXIT_BOOT = 1
+
+
+@click.command("runner")
+@click.option(
+    "--config-file",
+    required=True,
+    envvar="MWJOBS_CONFIG_FILE",
+    metavar="PATH",
+    help="The jobrunner.json to use (env: MWJOBS_CONFIG_FILE).",
+)
+@click.option("--verbose", is_flag=True, help="Log DEBUG lines too (every spawn and result).")
+@click.pass_context
+def runner(ctx: click.Context, config_file: str, verbose: bool) -> None:
+    """Run the jobrunner service: for each group with runners, that many slots, each
+    dispatching batches from the ready queues. SIGTERM/SIGINT stop it (running batches get
+    SIGTERM, then SIGKILL after stop_grace; exit 0), SIGHUP reloads the config file and
+    resizes the groups without stopping running batches. A bad config or a dispatcher that
+    cannot work (program not found, secret variable unset) exits 1 with the error."""
+    configure_service_logging(verbose)
+    try:
+        config = load_config(config_file)
+        for warning in config.warnings:
+            logging.getLogger("mwjobs.runner").warning("%s", warning)
+        service = Runner(config, config_path=config_file)
+    except (ConfigError, DispatchError) as exc:
+        click.echo(str(exc), err=True)
+        ctx.exit(EXIT_BOOT)
+    ctx.exit(service.serve())
