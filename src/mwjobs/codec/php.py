@@ -26,7 +26,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cmp_to_key
-from typing import Any, Union
+from typing import Union
 
 from mwjobs.errors import RecordError
 
@@ -295,8 +295,6 @@ _OBJECT = re.compile(rb'O:([0-9]{1,19}):"')
 _ARRAY = re.compile(rb"a:([0-9]{1,19}):\{")
 _STDCLASS = re.compile(rb'O:8:"stdClass":([0-9]{1,19}):\{')
 
-# A frame of the reader's stack: one array or object being filled.
-_ENTRIES, _LEFT, _KEY, _IS_LIST, _IS_OBJECT = range(5)
 
 
 def _fail(pos: int, what: str) -> RecordError:
@@ -372,8 +370,8 @@ def _object_error(data: bytes, pos: int) -> RecordError:
     return _fail(pos, "bad stdClass header")
 
 
-def _open(data: bytes, pos: int, depth: int, max_depth: int) -> tuple[list[Any], int]:
-    """A new stack frame for the array or stdClass starting at ``pos``."""
+def _open(data: bytes, pos: int, depth: int, max_depth: int) -> tuple[int, bool, int]:
+    """(entry count, is-an-object, position after ``{``) of the array or stdClass at pos."""
     is_object = data[pos : pos + 1] == b"O"
     match = (_STDCLASS if is_object else _ARRAY).match(data, pos)
     if match is None:
@@ -384,36 +382,45 @@ def _open(data: bytes, pos: int, depth: int, max_depth: int) -> tuple[list[Any],
     # Every entry needs at least 6 bytes ("i:0;N;"): refuse impossible counts up front.
     if count * 6 > len(data) - match.end():
         raise _fail(pos, f"count {count} is larger than the data can hold")
-    return [{}, count, None, True, is_object], match.end()
+    return count, is_object, match.end()
 
 
-def _close(frame: list[Any]) -> PhpValue:
-    entries: dict[PhpKey, PhpValue] = frame[_ENTRIES]
-    if frame[_IS_OBJECT]:
+def _closed(entries: dict[PhpKey, PhpValue], is_list: bool, is_object: bool) -> PhpValue:
+    if is_object:
         return StdClass(entries)
-    return list(entries.values()) if frame[_IS_LIST] else entries
+    return list(entries.values()) if is_list else entries
+
+
+# A parent array's reader state, saved while a nested array is read.
+_Saved = tuple[dict[PhpKey, PhpValue], int, PhpKey, bool, bool]
 
 
 # One function on purpose (hot loop, no call per token), hence over the complexity caps.
 def _parse(data: bytes, max_depth: int, binary_strings: bool) -> PhpValue:  # noqa: C901, PLR0912, PLR0915
-    """The reader: one loop over the buffer with an explicit stack of open arrays.
+    """The reader: one loop over the buffer; the array being filled lives in locals and its
+    parents on a stack.
 
-    It is the hot path of every pop, so strings and ints (most of a record) are read
-    inline, without a function call per token; the rarer forms go through helpers.
+    It is the hot path of every pop, so strings, ints and string keys (most of a record)
+    are read inline, without a function call per token; the rarer forms use helpers.
     """
-    stack: list[list[Any]] = []
+    stack: list[_Saved] = []
+    entries: dict[PhpKey, PhpValue] | None = None  # the array being filled, if any
+    left = 0  # entries still to read in it
+    key: PhpKey | None = None  # its key waiting for a value
+    is_list = is_object = False
     pos = 0
     value: PhpValue
     while True:
-        frame = stack[-1] if stack else None
-        if frame is not None and frame[_KEY] is None:
-            if frame[_LEFT] == 0:  # all entries read: close the array
+        if entries is not None and key is None:
+            if left == 0:  # all entries read: close the array
                 if data[pos : pos + 1] != b"}":
                     raise _fail(pos, "expected '}'")
                 pos += 1
-                stack.pop()
-                value = _close(frame)
-                frame = stack[-1] if stack else None
+                value = _closed(entries, is_list, is_object)
+                if stack:
+                    entries, left, key, is_list, is_object = stack.pop()
+                else:
+                    entries = None
             elif data[pos : pos + 1] == b"s":  # a string key, inline (most keys are)
                 match = _STRING.match(data, pos)
                 if match is None:
@@ -424,11 +431,11 @@ def _parse(data: bytes, max_depth: int, binary_strings: bool) -> PhpValue:  # no
                     raise _fail(pos, "string length does not match its quotes")
                 text = data[start:end].decode("utf-8", "surrogateescape")
                 # Only text starting like a number can be a canonical int.
-                frame[_KEY] = php_array_key(text) if text[:1] in _INT_START else text
+                key = php_array_key(text) if text[:1] in _INT_START else text
                 pos = end + 2
                 continue
             else:
-                frame[_KEY], pos = _read_key(data, pos)
+                key, pos = _read_key(data, pos)
                 continue
         else:
             head = data[pos : pos + 1]
@@ -451,21 +458,25 @@ def _parse(data: bytes, max_depth: int, binary_strings: bool) -> PhpValue:  # no
             elif head == b"i":
                 value, pos = _read_int(data, pos)
             elif head in (b"a", b"O"):
-                opened, pos = _open(data, pos, len(stack), max_depth)
-                stack.append(opened)
+                count, opens_object, pos = _open(data, pos, len(stack) + (entries is not None),
+                                                 max_depth)  # fmt: skip
+                if entries is not None:
+                    assert key is not None
+                    stack.append((entries, left, key, is_list, is_object))
+                entries, left, key, is_list, is_object = {}, count, None, True, opens_object
                 continue
             else:
                 value, pos = _read_scalar(data, pos)
-        if frame is None:
+        if entries is None:
             if pos != len(data):
                 raise _fail(pos, "trailing data after the value")
             return value
-        key = frame[_KEY]
-        if frame[_IS_LIST] and (type(key) is not int or key != len(frame[_ENTRIES])):
-            frame[_IS_LIST] = False
-        frame[_ENTRIES][key] = value
-        frame[_KEY] = None
-        frame[_LEFT] -= 1
+        assert key is not None
+        if is_list and (type(key) is not int or key != len(entries)):
+            is_list = False
+        entries[key] = value
+        key = None
+        left -= 1
 
 
 def php_unserialize(
