@@ -301,24 +301,6 @@ def _fail(pos: int, what: str) -> RecordError:
     return RecordError(f"malformed PHP serialized data at byte {pos}: {what}")
 
 
-def _read_text(data: bytes, pos: int, binary_strings: bool) -> tuple[str | bytes, int]:
-    """``s:<n>:"<n bytes>";`` at ``pos``: the text and the position after it."""
-    match = _STRING.match(data, pos)
-    if match is None:
-        raise _fail(pos, "bad string header")
-    start = match.end()
-    end = start + int(match[1])
-    if data[end : end + 2] != b'";':
-        raise _fail(pos, "string length does not match its quotes")
-    raw = data[start:end]
-    try:
-        return raw.decode("utf-8"), end + 2
-    except UnicodeDecodeError:
-        if binary_strings:
-            return raw, end + 2
-        raise _fail(pos, "string is not valid UTF-8") from None
-
-
 def _read_int(data: bytes, pos: int) -> tuple[int, int]:
     match = _INT.match(data, pos)
     if match is None:
@@ -329,14 +311,9 @@ def _read_int(data: bytes, pos: int) -> tuple[int, int]:
     return number, match.end()
 
 
-def _read_key(data: bytes, pos: int) -> tuple[PhpKey, int]:
-    head = data[pos : pos + 1]
-    if head == b"s":
-        key, end = _read_text(data, pos, True)
-        if isinstance(key, bytes):  # a dict key must be hashable text
-            key = key.decode("utf-8", "surrogateescape")
-        return php_array_key(key), end
-    if head == b"i":
+def _read_int_key(data: bytes, pos: int) -> tuple[PhpKey, int]:
+    """An integer key (string keys are read inline by the parser)."""
+    if data[pos : pos + 1] == b"i":
         return _read_int(data, pos)
     raise _fail(pos, "array keys must be integers or strings")
 
@@ -435,7 +412,7 @@ def _parse(data: bytes, max_depth: int, binary_strings: bool) -> PhpValue:  # no
                 pos = end + 2
                 continue
             else:
-                key, pos = _read_key(data, pos)
+                key, pos = _read_int_key(data, pos)
                 continue
         else:
             head = data[pos : pos + 1]
