@@ -6,7 +6,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,58 +18,15 @@ from mwjobs.codec import queue_key
 from mwjobs.job import JobSpec
 from mwjobs.queues.redis import RedisBackend
 from tests.chron.conftest import config_doc, ready_map, write_config
+from tests.daemons import DEADLINE, MWJOBS, Daemon, spawner
 from tests.servers import RedisServer, free_port, wait_until
 
-MWJOBS = Path(sys.executable).with_name("mwjobs")
-DEADLINE = 20.0
 FAST = {"chron_period": 0.2}  # passes 5 times a second: the tests wait less
 
 
-class Daemon:
-    """A ``mwjobs chron`` child with its output in files (no pipe can fill up and block)."""
-
-    def __init__(self, tmp_path: Path, config: Path, *args: str) -> None:
-        self.out_path = tmp_path / "chron.out"
-        self.err_path = tmp_path / "chron.err"
-        with self.out_path.open("wb") as out, self.err_path.open("wb") as err:
-            self.process = subprocess.Popen(
-                [str(MWJOBS), "chron", "--config-file", str(config), *args],
-                stdout=out,
-                stderr=err,
-            )
-
-    @property
-    def out(self) -> str:
-        return self.out_path.read_text("utf-8")
-
-    @property
-    def err(self) -> str:
-        return self.err_path.read_text("utf-8")
-
-    def signal(self, signum: int) -> None:
-        self.process.send_signal(signum)
-
-    def wait(self) -> int:
-        return self.process.wait(DEADLINE)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-
-
 @pytest.fixture
-def spawn(tmp_path: Path) -> Iterator[Any]:
-    started: list[Daemon] = []
-
-    def spawn(config: Path, *args: str) -> Daemon:
-        daemon = Daemon(tmp_path, config, *args)
-        started.append(daemon)
-        return daemon
-
-    yield spawn
-    for daemon in started:
-        daemon.stop()
+def spawn(tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
+    yield from spawner(tmp_path, "chron")
 
 
 def claimed_job(url: str, age: float, job_type: str = "null") -> None:

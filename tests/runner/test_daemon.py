@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,58 +13,14 @@ import redis
 
 from mwjobs.aggregator import encode_ready_map
 from mwjobs.codec import AGGREGATOR_READY_KEY
+from tests.daemons import DEADLINE, Daemon, spawner
 from tests.runner.conftest import child_argv, config_doc, write_config
 from tests.servers import RedisServer, wait_until
-
-MWJOBS = Path(sys.executable).with_name("mwjobs")
-DEADLINE = 20.0
-
-
-class Daemon:
-    """A ``mwjobs runner`` child with its output in files (no pipe can fill up)."""
-
-    def __init__(self, tmp_path: Path, config: Path, *args: str) -> None:
-        self.out_path = tmp_path / "runner.out"
-        self.err_path = tmp_path / "runner.err"
-        with self.out_path.open("wb") as out, self.err_path.open("wb") as err:
-            self.process = subprocess.Popen(
-                [str(MWJOBS), "runner", "--config-file", str(config), *args],
-                stdout=out,
-                stderr=err,
-            )
-
-    @property
-    def out(self) -> str:
-        return self.out_path.read_text("utf-8")
-
-    @property
-    def err(self) -> str:
-        return self.err_path.read_text("utf-8")
-
-    def signal(self, signum: int) -> None:
-        self.process.send_signal(signum)
-
-    def wait(self) -> int:
-        return self.process.wait(DEADLINE)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
 
 
 @pytest.fixture
 def spawn(tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
-    started: list[Daemon] = []
-
-    def spawn(config: Path, *args: str) -> Daemon:
-        daemon = Daemon(tmp_path, config, *args)
-        started.append(daemon)
-        return daemon
-
-    yield spawn
-    for daemon in started:
-        daemon.stop()
+    yield from spawner(tmp_path, "runner")
 
 
 def publish(client: redis.Redis, *queues: tuple[str, str]) -> None:
