@@ -3,19 +3,28 @@
 from __future__ import annotations
 
 from mwjobs.errors import ConfigError, JobTypeError, MwJobsError, QueueError, RecordError
+from mwjobs.group import JobQueueGroup, configure, push
 from mwjobs.job import JobSpec, JobState, QueuedJob, new_root_job_params
+from mwjobs.jobs import Job, NullJob
+from mwjobs.registry import register
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ConfigError",
+    "Job",
+    "JobQueueGroup",
     "JobSpec",
     "JobState",
     "JobTypeError",
     "MwJobsError",
+    "NullJob",
     "QueueError",
     "QueuedJob",
     "RecordError",
     "__version__",
+    "configure",
     "new_root_job_params",
+    "push",
+    "register",
 ]

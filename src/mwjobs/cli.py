@@ -12,6 +12,7 @@ from mwjobs.chron import Chron, ChronService, build_chron
 from mwjobs.config import RunnerConfig, load_config
 from mwjobs.errors import ConfigError
 from mwjobs.metrics import counters_for, host_name, memory_usage
+from mwjobs.run_jobs import run_jobs
 from mwjobs.runner.cli import runner
 from mwjobs.servicelog import configure_service_logging
 
@@ -84,6 +85,7 @@ def _build_chron(config: RunnerConfig) -> Chron:
     return build_chron(config, counters_for(config.statsd), host=host_name())
 
 
+cli.add_command(run_jobs)
 cli.add_command(runner)
 
 

@@ -1,0 +1,251 @@
+"""Route jobs of one wiki to their queues: MediaWiki's ``JobQueueGroup`` (spec §10.1).
+
+A :class:`JobQueueGroup` is one wiki's (DB domain's) view of the queues: ``push`` splits a
+batch by type and pushes each part to that type's queue, ``pop`` takes a job of one type or
+of any default type (queues with jobs, shuffled, as MediaWiki does), ``ack`` routes back by
+the job's type. A type may live on another backend than the rest (``overrides``, the
+per-type ``$wgJobTypeConf`` entries).
+
+:func:`push` is the one call for application code; it uses the group set with
+:func:`configure`, else one built from ``MWJOBS_REDIS_URL`` and ``MWJOBS_WIKI``. Nothing
+connects before the first push.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Collection, Iterable, Mapping, Sequence
+
+from mwjobs.codec import PhpKey, PhpValue
+from mwjobs.errors import ConfigError
+from mwjobs.job import JobSpec, QueuedJob
+from mwjobs.jobs import Job
+from mwjobs.queues.base import Clock, JobQueue, QueueBackend
+from mwjobs.registry import JobRegistry, default_registry
+
+__all__ = ["JobQueueGroup", "configure", "default_group", "push"]
+
+# How long the list of queues with jobs is reused for pops of "any default type"
+# (MediaWiki's process cache for JobQueueGroup::pop with USE_CACHE).
+QUEUES_WITH_JOBS_TTL = 15.0
+
+Pushable = JobSpec | Job
+
+
+class JobQueueGroup:
+    """The queues of one wiki, one per job type, on ``backend`` (or a per-type override).
+
+    ``registry`` decides which types exist for :meth:`pop` without a type (its types
+    minus ``excluded_from_default``, MediaWiki's ``$wgJobTypesExcludedFromDefaultQueue``).
+    """
+
+    def __init__(
+        self,
+        backend: QueueBackend,
+        domain: str,
+        *,
+        overrides: Mapping[str, QueueBackend] | None = None,
+        registry: JobRegistry = default_registry,
+        excluded_from_default: Collection[str] = (),
+        rng: random.Random | None = None,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self.backend = backend
+        self._domain = domain
+        self.overrides = dict(overrides or {})
+        self.registry = registry
+        self.excluded_from_default = frozenset(excluded_from_default)
+        self._rng = rng or random.Random()
+        self._clock = clock
+        self._queues: dict[str, JobQueue] = {}
+        self._with_jobs: list[str] | None = None
+        self._with_jobs_at = 0.0
+
+    def __repr__(self) -> str:
+        return f"<JobQueueGroup {self._domain!r} on {self.backend}>"
+
+    @property
+    def domain(self) -> str:
+        return self._domain
+
+    def backend_for(self, job_type: str) -> QueueBackend:
+        return self.overrides.get(job_type, self.backend)
+
+    def queue(self, job_type: str) -> JobQueue:
+        """This wiki's queue of ``job_type`` (kept: building one is not free on Redis)."""
+        queue = self._queues.get(job_type)
+        if queue is None:
+            queue = self.backend_for(job_type).queue(self._domain, job_type)
+            self._queues[job_type] = queue
+        return queue
+
+    # -- push ---------------------------------------------------------------------------
+
+    def push(self, jobs: Pushable | Sequence[Pushable]) -> int:
+        """Push one job or a batch (specs or :class:`Job` objects), one atomic push per
+        type; return how many were added (duplicates dropped by a queue do not count)."""
+        batch = [jobs] if isinstance(jobs, JobSpec | Job) else list(jobs)
+        by_type: dict[str, list[JobSpec]] = defaultdict(list)
+        for job in batch:
+            spec = job if isinstance(job, JobSpec) else job.to_spec()
+            by_type[spec.type].append(spec)
+        pushed = sum(self.queue(job_type).push(specs) for job_type, specs in by_type.items())
+        self._with_jobs = None  # new work: look again on the next pop of any type
+        return pushed
+
+    # -- pop ----------------------------------------------------------------------------
+
+    def pop(
+        self, job_type: str | None = None, *, ignored: Collection[str] = ()
+    ) -> QueuedJob | None:
+        """Claim a job of ``job_type``, or of any default type with jobs when None."""
+        jobs = self.pop_many(job_type, 1, ignored=ignored)
+        return jobs[0] if jobs else None
+
+    def pop_many(
+        self, job_type: str | None, n: int, *, ignored: Collection[str] = ()
+    ) -> list[QueuedJob]:
+        """Claim up to ``n`` jobs from one queue: ``job_type``'s (nothing if it is in
+        ``ignored``), or the first non-empty default-type queue in random order."""
+        if job_type is not None:
+            return [] if job_type in ignored else self.queue(job_type).pop_many(n)
+        for candidate in self._candidates(ignored):
+            jobs = self.queue(candidate).pop_many(n)
+            if jobs:
+                return jobs
+            self._with_jobs = None  # stale: ask the backend again next time (as MediaWiki)
+        return []
+
+    def default_types(self) -> list[str]:
+        """Registered types minus those excluded from the default queue."""
+        return [t for t in self.registry.types() if t not in self.excluded_from_default]
+
+    def types_with_jobs(self) -> list[str]:
+        """Types of this wiki whose queues may hold jobs (every backend asked)."""
+        backends = {id(b): b for b in (self.backend, *self.overrides.values())}
+        found: set[str] = set()
+        for backend in backends.values():
+            found.update(t for t, domain in backend.queues_with_jobs() if domain == self._domain)
+        return sorted(found)
+
+    def _candidates(self, ignored: Collection[str]) -> list[str]:
+        now = self._clock()
+        if self._with_jobs is None or now - self._with_jobs_at > QUEUES_WITH_JOBS_TTL:
+            default = set(self.default_types())
+            self._with_jobs = [t for t in self.types_with_jobs() if t in default]
+            self._with_jobs_at = now
+        candidates = [t for t in self._with_jobs if t not in ignored]
+        self._rng.shuffle(candidates)
+        return candidates
+
+    # -- ack ----------------------------------------------------------------------------
+
+    def ack(self, job: QueuedJob) -> bool:
+        """Delete a claimed job; False if its claim is gone (see :meth:`JobQueue.ack`)."""
+        return self.queue(job.type).ack(job)
+
+    def ack_many(self, jobs: Iterable[QueuedJob]) -> list[bool]:
+        """Ack jobs of any types, one round trip per type; one result per job, in order."""
+        jobs = list(jobs)
+        positions: dict[str, list[int]] = defaultdict(list)
+        for i, job in enumerate(jobs):
+            positions[job.type].append(i)
+        results = [False] * len(jobs)
+        for job_type, indexes in positions.items():
+            done = self.queue(job_type).ack_many([jobs[i] for i in indexes])
+            for i, ok in zip(indexes, done, strict=True):
+                results[i] = ok
+        return results
+
+
+# -- the one-call API ---------------------------------------------------------------------
+
+_default: JobQueueGroup | None = None
+_default_lock = threading.Lock()
+
+
+def configure(
+    backend: QueueBackend | str,
+    wiki: str,
+    *,
+    overrides: Mapping[str, QueueBackend] | None = None,
+    registry: JobRegistry = default_registry,
+) -> JobQueueGroup:
+    """Set the group :func:`push` uses: a backend (or a Redis URL / ``host:port``) and the
+    wiki's DB domain, with optional per-type backends. Connects to nothing."""
+    global _default  # noqa: PLW0603 - the process-wide default, like MediaWiki's service
+    group = JobQueueGroup(_backend(backend), wiki, overrides=overrides, registry=registry)
+    with _default_lock:
+        _default = group
+    return group
+
+
+def default_group() -> JobQueueGroup:
+    """The group set by :func:`configure`, else one from ``MWJOBS_REDIS_URL`` and
+    ``MWJOBS_WIKI``; :class:`ConfigError` when neither is there."""
+    global _default  # noqa: PLW0603 - see configure
+    with _default_lock:
+        if _default is None:
+            url, wiki = os.environ.get("MWJOBS_REDIS_URL"), os.environ.get("MWJOBS_WIKI")
+            if not url or not wiki:
+                raise ConfigError(
+                    "mwjobs.push: no queue configured; call mwjobs.configure(backend, wiki) "
+                    "or set MWJOBS_REDIS_URL (e.g. redis://127.0.0.1:6379/0) and MWJOBS_WIKI"
+                )
+            _default = JobQueueGroup(_backend(url), wiki)
+        return _default
+
+
+def _backend(backend: QueueBackend | str) -> QueueBackend:
+    if isinstance(backend, QueueBackend):
+        return backend
+    from mwjobs.queues.redis import RedisBackend  # noqa: PLC0415 - redis-py only when used
+
+    return RedisBackend(backend)
+
+
+def push(
+    job: str | Pushable | Sequence[Pushable],
+    params: Mapping[PhpKey, PhpValue] | None = None,
+    *,
+    wiki: str | None = None,
+    group: JobQueueGroup | None = None,
+    delay: float | None = None,
+    release_at: float | None = None,
+    remove_duplicates: bool = False,
+    ignore_params: Iterable[str] = (),
+    namespace: int | None = None,
+    title: str | None = None,
+) -> int:
+    """Push jobs in one call; return how many were added.
+
+    ``job`` is a type name (with ``params`` and the :meth:`JobSpec.create` options), a
+    :class:`JobSpec`, a :class:`Job` object or a list of specs/jobs. ``group`` defaults to
+    :func:`default_group`; ``wiki`` picks another wiki on the same backend::
+
+        mwjobs.push("sendMail", {"to": "a@example.org"}, delay=60)
+        mwjobs.push(NullJob({"lives": 3}), wiki="dewiki")
+    """
+    target = group or default_group()
+    if wiki is not None and wiki != target.domain:
+        target = JobQueueGroup(
+            target.backend, wiki, overrides=target.overrides, registry=target.registry
+        )
+    if isinstance(job, str):
+        job = JobSpec.create(
+            job,
+            params,
+            delay=delay,
+            release_at=release_at,
+            remove_duplicates=remove_duplicates,
+            ignore_params=ignore_params,
+            namespace=namespace,
+            title=title,
+        )
+    elif params is not None or delay is not None or release_at is not None or title:
+        raise TypeError("params and spec options are only taken with a job type name")
+    return target.push(job)

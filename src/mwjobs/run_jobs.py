@@ -1,0 +1,222 @@
+"""``mwjobs run-jobs``: MediaWiki's ``maintenance/runJobs.php`` for Python jobs (spec §7.1).
+
+Same options and the same output: with ``--result=json`` only the JSON response, exactly as
+runJobs prints it, so the jobrunner service (PHP or ours) can use it as its dispatcher
+command; otherwise the per-job log lines and ``Job queue is empty.``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import sys
+import time
+
+import click
+
+from mwjobs.backoff import BackoffFile
+from mwjobs.config import PythonDispatcher, RunnerConfig, load_config
+from mwjobs.errors import ConfigError
+from mwjobs.execute import JobExecutor, Reached, RunOptions, RunResult, parse_memory_limit
+from mwjobs.group import JobQueueGroup
+from mwjobs.queues.base import QueueBackend
+from mwjobs.queues.redis import RedisBackend
+from mwjobs.registry import import_job_modules
+
+__all__ = ["run_jobs"]
+
+# Exit status for a bad configuration, as ``mwjobs check-config``.
+EXIT_CONFIG = 2
+# runJobs' own default memory limit: 3 x $wgMemoryLimit's default of 50M.
+DEFAULT_MEMORY_LIMIT = 150 * 1024 * 1024
+# Runs after which --wait stops looping (anything else: sleep a second, run again).
+FINAL = frozenset({Reached.TIME_LIMIT, Reached.JOB_LIMIT, Reached.MEMORY_LIMIT, Reached.EXCEPTION})
+
+
+def _throttle(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> dict[str, float]:
+    rates: dict[str, float] = {}
+    for value in values:
+        job_type, sep, rate = value.rpartition("=")
+        try:
+            rates[job_type] = float(rate)
+        except ValueError:
+            job_type = ""
+        if not sep or not job_type:
+            raise click.BadParameter(f"{value!r}: write TYPE=RATE, e.g. htmlCacheUpdate=15")
+    return rates
+
+
+def _memory(ctx: click.Context, param: click.Parameter, value: str) -> int | None:
+    try:
+        return parse_memory_limit(value, DEFAULT_MEMORY_LIMIT)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@click.command("run-jobs")
+@click.option("--wiki", required=True, envvar="MWJOBS_WIKI", help="The wiki's DB domain.")
+@click.option("--type", "job_type", metavar="TYPE", help="Only this job type (default: all).")
+@click.option("--maxjobs", type=click.IntRange(min=0), default=0, help="Stop after N jobs.")
+@click.option("--maxtime", type=click.FloatRange(min=0), default=0, help="Stop after S seconds.")
+@click.option(
+    "--memory-limit",
+    default="default",
+    callback=_memory,
+    metavar="SIZE",
+    help="150M, 2G, max (none) or default (150M); stops at 95% of it.",
+)
+@click.option("--nothrottle", is_flag=True, help="Ignore backoff throttling.")
+@click.option("--wait", is_flag=True, help="Keep running; another JSON document per run.")
+@click.option("--result", type=click.Choice(["json"]), help="Print only the JSON response.")
+@click.option(
+    "--config-file",
+    envvar="MWJOBS_CONFIG_FILE",
+    metavar="PATH",
+    help="jobrunner.json: its first queue server, python dispatcher modules.",
+)
+@click.option(
+    "--redis",
+    "redis_url",
+    envvar="MWJOBS_REDIS_URL",
+    metavar="URL",
+    help="The queue server (redis://host:port/db, host:port or a socket path).",
+)
+@click.option(
+    "--module",
+    "modules",
+    multiple=True,
+    metavar="NAME",
+    help="Import this module so its job classes register (repeatable).",
+)
+@click.option(
+    "--python-path",
+    "paths",
+    multiple=True,
+    metavar="DIR",
+    help="Put DIR first on sys.path before importing (repeatable).",
+)
+@click.option(
+    "--throttle",
+    "throttling",
+    multiple=True,
+    callback=_throttle,
+    metavar="TYPE=RATE",
+    help="Back off TYPE to RATE work items per second ($wgJobBackoffThrottling).",
+)
+@click.option(
+    "--backoff-file",
+    type=click.Path(dir_okay=False),
+    metavar="PATH",
+    help="The host's shared backoff file (default: <tmp>/mw-runJobs-backoffs.json).",
+)
+@click.option(
+    "--batch",
+    type=click.IntRange(min=1),
+    default=1,
+    help="Claim and ack up to N jobs per round trip.",
+)
+@click.pass_context
+def run_jobs(
+    ctx: click.Context,
+    *,
+    wiki: str,
+    job_type: str | None,
+    maxjobs: int,
+    maxtime: float,
+    memory_limit: int | None,
+    nothrottle: bool,
+    wait: bool,
+    result: str | None,
+    config_file: str | None,
+    redis_url: str | None,
+    modules: tuple[str, ...],
+    paths: tuple[str, ...],
+    throttling: dict[str, float],
+    backoff_file: str | None,
+    batch: int,
+) -> None:
+    """Run jobs of one wiki as MediaWiki's runJobs.php does."""
+    as_json = result == "json"
+    _configure_logging(as_json)
+    try:
+        config = load_config(config_file) if config_file else None
+        backend = _backend(redis_url, config)
+        _import_jobs(config, modules, paths)
+    except ConfigError as exc:
+        click.echo(str(exc), err=True)
+        ctx.exit(EXIT_CONFIG)
+    executor = JobExecutor(
+        JobQueueGroup(backend, wiki), throttling=throttling, backoffs=BackoffFile(backoff_file)
+    )
+    options = RunOptions(
+        job_type=job_type,
+        max_jobs=maxjobs,
+        max_time=maxtime,
+        memory_limit=memory_limit,
+        throttle=not nothrottle,
+        batch=batch,
+    )
+    while True:
+        outcome = executor.run(options)
+        _print(outcome, as_json)
+        if not wait or outcome.reached in FINAL:
+            break
+        if options.max_jobs:
+            options = dataclasses.replace(options, max_jobs=options.max_jobs - len(outcome.jobs))
+        time.sleep(1)
+    backend.close()
+
+
+def _backend(redis_url: str | None, config: RunnerConfig | None) -> QueueBackend:
+    if redis_url:
+        try:
+            return RedisBackend(redis_url)
+        except ValueError as exc:
+            raise ConfigError(f"--redis {redis_url!r}: {exc}") from None
+    if config is not None and config.redis.queues:
+        return RedisBackend(config.redis.queues[0])
+    raise ConfigError(
+        "no queue server: give --redis redis://host:port/db, or --config-file with redis.queues"
+    )
+
+
+def _import_jobs(
+    config: RunnerConfig | None, modules: tuple[str, ...], paths: tuple[str, ...]
+) -> None:
+    if config is not None and isinstance(config.dispatcher, PythonDispatcher):
+        modules = config.dispatcher.modules + modules
+        paths = config.dispatcher.paths + paths
+    try:
+        import_job_modules(modules, paths)
+    except ImportError as exc:
+        fix = "check --module, --python-path and dispatcher.modules"
+        raise ConfigError(f"cannot import a job module: {exc}; {fix}") from None
+
+
+def _configure_logging(as_json: bool) -> None:
+    """JSON mode: stdout holds only the JSON, warnings and errors go to stderr. Otherwise
+    runJobs' debug lines ``<YYYY-MM-DD HH:MM:SS> <message>`` go to stdout."""
+    errors = logging.StreamHandler(sys.stderr)
+    errors.setLevel(logging.WARNING)
+    errors.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(errors)
+    root.setLevel(logging.WARNING)
+    if not as_json:
+        lines = logging.StreamHandler(sys.stdout)
+        lines.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
+        executor_log = logging.getLogger("mwjobs.execute")
+        executor_log.setLevel(logging.DEBUG)
+        executor_log.addHandler(lines)
+        executor_log.propagate = False
+        executor_log.addHandler(errors)
+
+
+def _print(outcome: RunResult, as_json: bool) -> None:
+    if as_json:
+        sys.stdout.write(outcome.to_json())  # no newline: runJobs prints none either
+        sys.stdout.flush()
+    elif not outcome.jobs:
+        click.echo("Job queue is empty.")
