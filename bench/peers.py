@@ -1,0 +1,449 @@
+"""mwjobs against RQ, Celery, Dramatiq and Huey: one workload, one private redis-server.
+
+    .venv/bin/python bench/peers.py [--jobs 20000] [--only mwjobs,rq,...]
+
+The peers are installed from bench/requirements.txt into bench/.venv-peers (made on first
+run, never the project's .venv); each peer's side runs in that environment
+(``peers.py --peer NAME``). For each library, on a flushed server:
+
+* enqueue single: N no-op jobs, one library call each;
+* enqueue bulk: N jobs through the library's batch API in chunks of 1,000 (RQ
+  ``enqueue_many``, Celery and Dramatiq ``group``, mwjobs a list push; Huey has none);
+* drain: N jobs queued, then ONE worker process (threads as the library recommends: 8 for
+  Celery, Dramatiq and Huey; RQ's default forking worker; mwjobs one thread claiming
+  100 at a time) runs them; the rate is timed from the first job's start to the last one's
+  (worker start-up excluded), counted inside the worker (``peers_tasks/common.py``);
+* pickup latency: with the worker idle, 200 jobs at 50/s, each carrying its enqueue time;
+  the task records now - then. Median and p99.
+"""
+
+# Each library is imported inside its driver: the peers live in bench/.venv-peers, mwjobs in
+# the project's .venv, and one side's process never has the other's packages.
+# ruff: noqa: PLC0415
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import redis
+
+HERE = Path(__file__).resolve().parent
+VENV = HERE / ".venv-peers"
+PEERS = ("rq", "celery", "dramatiq", "huey")
+CHUNK = 1000
+LATENCY_JOBS = 200
+LATENCY_RATE = 50.0
+# A worker is timed on at most this many seconds of draining (slow ones on part of the batch).
+DRAIN_BUDGET = 60.0
+PROGRESS_EVERY = 500  # as peers_tasks/common.py
+# mwjobs has no blocking pop in MediaWiki's Redis layout: an idle worker polls this often.
+MWJOBS_IDLE_POLL = 0.0005
+
+
+@dataclass
+class Driver:
+    """How to feed one library and start its worker."""
+
+    name: str
+    enqueue_single: Callable[[], None]
+    enqueue_bulk: Callable[[int], None] | None
+    enqueue_pickup: Callable[[float], None]
+    workers: dict[str, list[str]]  # worker configuration -> argv
+
+
+# -- the peers (run inside bench/.venv-peers) --------------------------------------------------
+
+
+def rq_driver(url: str) -> Driver:
+    from peers_tasks import rq_tasks
+    from rq import Queue
+
+    queue = Queue("bench", connection=redis.Redis.from_url(url))
+    argv = [str(VENV / "bin" / "rq"), "worker", "--url", url, "--quiet"]
+
+    def bulk(n: int) -> None:
+        queue.enqueue_many([Queue.prepare_data(rq_tasks.drain) for _ in range(n)])
+
+    return Driver(
+        "rq",
+        lambda: queue.enqueue(rq_tasks.drain) and None,
+        bulk,
+        lambda t: queue.enqueue(rq_tasks.pickup, t) and None,
+        {
+            "fork per job (default)": [*argv, "bench"],
+            "SimpleWorker": [*argv, "-w", "rq.worker.SimpleWorker", "bench"],
+        },
+    )
+
+
+def celery_driver(url: str) -> Driver:
+    from celery import group
+    from peers_tasks import celery_tasks
+
+    def bulk(n: int) -> None:
+        group(celery_tasks.drain.s() for _ in range(n)).apply_async()
+
+    argv = [str(VENV / "bin" / "celery"), "-A", "peers_tasks.celery_tasks", "worker",
+            "--without-heartbeat", "--without-mingle", "--without-gossip",
+            "-l", "WARNING"]  # fmt: skip
+    return Driver(
+        "celery",
+        lambda: celery_tasks.drain.delay() and None,
+        bulk,
+        lambda t: celery_tasks.pickup.delay(t) and None,
+        {
+            "threads pool, 8": [*argv, "-P", "threads", "-c", "8"],
+            "solo pool": [*argv, "-P", "solo"],
+        },
+    )
+
+
+def dramatiq_driver(url: str) -> Driver:
+    import dramatiq
+    from peers_tasks import dramatiq_tasks
+
+    def bulk(n: int) -> None:
+        dramatiq.group(dramatiq_tasks.drain.message() for _ in range(n)).run()
+
+    argv = [str(VENV / "bin" / "dramatiq"), "peers_tasks.dramatiq_tasks", "--processes", "1"]
+    return Driver(
+        "dramatiq",
+        lambda: dramatiq_tasks.drain.send() and None,
+        bulk,
+        lambda t: dramatiq_tasks.pickup.send(t) and None,
+        {"8 threads (default)": [*argv, "--threads", "8"], "1 thread": [*argv, "--threads", "1"]},
+    )
+
+
+def huey_driver(url: str) -> Driver:
+    from peers_tasks import huey_tasks
+
+    argv = [str(VENV / "bin" / "huey_consumer"), "peers_tasks.huey_tasks.huey", "-k", "thread",
+            "-q"]  # fmt: skip
+    return Driver(
+        "huey",
+        lambda: huey_tasks.drain() and None,
+        None,
+        lambda t: huey_tasks.pickup(t) and None,
+        {"8 threads": [*argv, "-w", "8"], "1 thread (default)": [*argv, "-w", "1"]},
+    )
+
+
+# -- mwjobs (run in the project's environment) -----------------------------------------------
+
+
+def mwjobs_driver(url: str) -> Driver:
+    from mwjobs.group import JobQueueGroup
+    from mwjobs.job import JobSpec
+    from mwjobs.queues.redis import RedisBackend
+
+    group = JobQueueGroup(RedisBackend(url), "benchwiki")
+    queue = group.queue("benchNoop")
+
+    def bulk(n: int) -> None:
+        queue.push([JobSpec.create("benchNoop", {}) for _ in range(n)])
+
+    return Driver(
+        "mwjobs",
+        lambda: queue.push([JobSpec.create("benchNoop", {})]) and None,
+        bulk,
+        lambda t: queue.push([JobSpec.create("benchNoop", {"t": t})]) and None,
+        {
+            "executor, claims of 100": [
+                sys.executable, str(Path(__file__).resolve()), "--mwjobs-worker", "--url", url
+            ]
+        },
+    )
+
+
+def mwjobs_worker(url: str) -> None:
+    """The mwjobs worker: one process claiming 100 jobs at a time with the executor."""
+    import peers_tasks.mwjobs_tasks  # noqa: F401 - registers benchNoop
+
+    from mwjobs.backoff import BackoffFile
+    from mwjobs.execute import JobExecutor, RunOptions
+    from mwjobs.group import JobQueueGroup
+    from mwjobs.queues.redis import RedisBackend
+
+    stop = False
+
+    def on_term(signum: int, frame: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, on_term)
+    with tempfile.TemporaryDirectory() as tmp:
+        executor = JobExecutor(
+            JobQueueGroup(RedisBackend(url), "benchwiki"),
+            backoffs=BackoffFile(Path(tmp) / "backoffs.json"),
+        )
+        options = RunOptions(job_type="benchNoop", batch=100)
+        while not stop:
+            if not executor.run(options).jobs:
+                time.sleep(MWJOBS_IDLE_POLL)
+
+
+DRIVERS: dict[str, Callable[[str], Driver]] = {
+    "mwjobs": mwjobs_driver,
+    "rq": rq_driver,
+    "celery": celery_driver,
+    "dramatiq": dramatiq_driver,
+    "huey": huey_driver,
+}
+
+
+# -- measuring -------------------------------------------------------------------------------
+
+
+def rate(n: int, work: Callable[[], None]) -> float:
+    start = time.perf_counter()
+    work()
+    return n / (time.perf_counter() - start)
+
+
+@contextlib.contextmanager
+def worker(argv: list[str], url: str, n: int) -> Iterator[subprocess.Popen[bytes]]:
+    env = {**os.environ, "BENCH_REDIS_URL": url, "BENCH_DRAIN_N": str(n),
+           "PYTHONPATH": str(HERE)}  # fmt: skip
+    proc = subprocess.Popen(argv, env=env, cwd=HERE)
+    try:
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+def measure(driver: Driver, url: str, n: int) -> dict[str, Any]:
+    """Enqueue rates once, then drain and pickup latency for each worker configuration."""
+    client = redis.Redis.from_url(url)
+    client.flushall()
+    single = rate(n, lambda: [driver.enqueue_single() for _ in range(n)] and None)
+    bulk = None
+    if driver.enqueue_bulk is not None:
+        client.flushall()
+        enqueue_bulk = driver.enqueue_bulk
+        bulk = rate(n, lambda: [enqueue_bulk(CHUNK) for _ in range(n // CHUNK)] and None)
+    workers = {name: drain_and_pickup(driver, argv, client, url, n)
+               for name, argv in driver.workers.items()}  # fmt: skip
+    return {"enqueue_single": single, "enqueue_bulk": bulk, "workers": workers}
+
+
+def fill(driver: Driver, n: int) -> None:
+    if driver.enqueue_bulk is not None:
+        for _ in range(n // CHUNK):
+            driver.enqueue_bulk(CHUNK)
+    else:
+        for _ in range(n):
+            driver.enqueue_single()
+
+
+def drain_and_pickup(
+    driver: Driver, argv: list[str], client: redis.Redis, url: str, n: int
+) -> dict[str, float]:
+    client.flushall()
+    fill(driver, n)
+    with worker(argv, url, n):
+        deadline = time.monotonic() + DRAIN_BUDGET
+        while time.monotonic() < deadline:
+            if _progress(client)[0] >= n:
+                break
+            time.sleep(0.05)
+        done, first, last = _progress(client)
+        if done < PROGRESS_EVERY:
+            raise SystemExit(f"{driver.name}: fewer than {PROGRESS_EVERY} jobs ran in time")
+        drained = (done - 1) / (last - first)
+    client.flushall()  # what a slow worker left; pickups are timed on an idle worker
+    with worker(argv, url, n):
+        driver.enqueue_pickup(time.time())  # warm-up: the worker is up once this has run
+        wait_for(lambda: client.llen("bench:lat") >= 1, 60, f"{driver.name} start-up")
+        client.delete("bench:lat")
+        for _ in range(LATENCY_JOBS):
+            due = time.monotonic() + 1 / LATENCY_RATE
+            driver.enqueue_pickup(time.time())
+            time.sleep(max(0.0, due - time.monotonic()))
+        wait_for(lambda: client.llen("bench:lat") >= LATENCY_JOBS, 60, f"{driver.name} pickups")
+    raw: list[bytes] = client.lrange("bench:lat", 0, -1)  # type: ignore[assignment]
+    delays = sorted(float(x) * 1000 for x in raw)
+    return {
+        "drained": done,
+        "drain": drained,
+        "latency_median_ms": statistics.median(delays),
+        "latency_p99_ms": delays[int(len(delays) * 0.99) - 1],
+    }
+
+
+def _progress(client: redis.Redis) -> tuple[int, float, float]:
+    raw = client.get("bench:progress")
+    if raw is None:
+        return 0, 0.0, 0.0
+    count, first, last = raw.split()
+    return int(count), float(first), float(last)
+
+
+# -- orchestration ---------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def private_redis() -> Iterator[str]:
+    if shutil.which("redis-server") is None:
+        raise SystemExit("redis-server is not installed (./scripts/test installs it)")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with tempfile.TemporaryDirectory() as workdir:
+        argv = ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "",
+                "--appendonly", "no", "--dir", workdir]  # fmt: skip
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
+        url = f"redis://127.0.0.1:{port}/0"
+        try:
+            wait_for(lambda: _pings(url), 20, "redis-server")
+            yield url
+        finally:
+            proc.terminate()
+            proc.wait()
+
+
+def _pings(url: str) -> bool:
+    try:
+        return bool(redis.Redis.from_url(url).ping())
+    except redis.ConnectionError:
+        return False
+
+
+def ensure_venv() -> Path:
+    python = VENV / "bin" / "python"
+    if not python.exists():
+        print(f"creating {VENV} (peers from bench/requirements.txt) ...", file=sys.stderr)
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+    requirements = HERE / "requirements.txt"
+    subprocess.run([str(python), "-m", "pip", "install", "-q", "-r", str(requirements)],
+                   check=True)  # fmt: skip
+    return python
+
+
+def run_peer(python: Path, name: str, url: str, n: int) -> dict[str, Any]:
+    argv = [str(python), str(Path(__file__).resolve()), "--peer", name, "--url", url,
+            "--jobs", str(n)]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(HERE), "BENCH_REDIS_URL": url}
+    done = subprocess.run(
+        argv, capture_output=True, text=True, cwd=HERE, check=False, env=env
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"{name} failed:\n{done.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def fmt(value: float | None, digits: int = 0) -> str:
+    return "n/a" if value is None else f"{value:,.{digits}f}"
+
+
+def table(results: dict[str, dict[str, Any]]) -> str:
+    lines = [
+        "| library | worker | enqueue single (jobs/s) | enqueue bulk (jobs/s) "
+        "| drain (jobs/s) | pickup median (ms) | pickup p99 (ms) |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, r in results.items():
+        for config, w in r["workers"].items():
+            lines.append(
+                f"| {name} | {config} | {fmt(r['enqueue_single'])} | {fmt(r['enqueue_bulk'])} "
+                f"| {fmt(w['drain'])} | {fmt(w['latency_median_ms'], 2)} "
+                f"| {fmt(w['latency_p99_ms'], 2)} |"
+            )
+    return "\n".join(lines)
+
+
+def best(r: dict[str, Any]) -> dict[str, float | None]:
+    """A library's best figures over its worker configurations."""
+    workers = r["workers"].values()
+    return {
+        "enqueue_single": r["enqueue_single"],
+        "enqueue_bulk": r["enqueue_bulk"],
+        "drain": max(w["drain"] for w in workers),
+        "latency_median_ms": min(w["latency_median_ms"] for w in workers),
+        "latency_p99_ms": min(w["latency_p99_ms"] for w in workers),
+    }
+
+
+def ratios(results: dict[str, dict[str, Any]]) -> str:
+    if "mwjobs" not in results:
+        return ""
+    ours = best(results["mwjobs"])
+    lines = ["", "mwjobs vs each peer's best configuration (higher is better for mwjobs):", "",
+             "| peer | enqueue single | enqueue bulk | drain | pickup median | pickup p99 |",
+             "|---|---:|---:|---:|---:|---:|"]  # fmt: skip
+    for name, r in results.items():
+        if name == "mwjobs":
+            continue
+        theirs = best(r)
+        cells = []
+        for key in ("enqueue_single", "enqueue_bulk", "drain"):
+            mine, other = ours[key], theirs[key]
+            cells.append("n/a" if not mine or not other else f"{mine / other:.1f}x")
+        for key in ("latency_median_ms", "latency_p99_ms"):
+            mine, other = ours[key], theirs[key]
+            cells.append("n/a" if not mine or not other else f"{other / mine:.1f}x")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--jobs", type=int, default=20_000)
+    parser.add_argument("--only", default=",".join(("mwjobs", *PEERS)))
+    parser.add_argument("--peer", help=argparse.SUPPRESS)  # the peer side, in the peers' venv
+    parser.add_argument("--mwjobs-worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    sys.path.insert(0, str(HERE))
+    if args.mwjobs_worker:
+        mwjobs_worker(args.url)
+        return
+    if args.peer:
+        print(json.dumps(measure(DRIVERS[args.peer](args.url), args.url, args.jobs)))
+        return
+    names = [name.strip() for name in args.only.split(",") if name.strip()]
+    python = ensure_venv() if set(names) & set(PEERS) else Path(sys.executable)
+    results: dict[str, dict[str, Any]] = {}
+    with private_redis() as url:
+        for name in names:
+            print(f"measuring {name} ...", file=sys.stderr)
+            if name == "mwjobs":
+                results[name] = measure(mwjobs_driver(url), url, args.jobs)
+            else:
+                results[name] = run_peer(python, name, url, args.jobs)
+    print(f"{args.jobs:,} no-op jobs, one worker process each, one private redis-server\n")
+    print(table(results))
+    print(ratios(results))
+
+
+if __name__ == "__main__":
+    main()

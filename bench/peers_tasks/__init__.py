@@ -1,0 +1,1 @@
+"""Task modules for bench/peers.py: the same no-op job for each library's worker."""
