@@ -24,6 +24,7 @@ from mwjobs.codec import (
     php_unserialize,
     spec_dedup_hash,
 )
+from mwjobs.codec.record import _decode_general
 from mwjobs.errors import RecordError
 from tests.codec.conftest import PhpOracle
 
@@ -188,3 +189,48 @@ def test_records_read_back_by_php_unserialize() -> None:
     assert list(decoded) == [
         "type", "namespace", "title", "params", "rtimestamp", "uuid", "sha1", "timestamp"
     ]
+
+
+RECORD_PARAMS = st.dictionaries(
+    st.one_of(st.text(max_size=6), st.integers(-5, 5)), PARAM_VALUES, max_size=6
+)
+
+
+RECORDS = st.builds(
+    JobRecord,
+    type=st.text(min_size=1, max_size=12),
+    namespace=st.integers(-(2**40), 2**40),
+    title=st.text(max_size=12),
+    params=RECORD_PARAMS,
+    rtimestamp=st.one_of(st.integers(0, 2**40), st.integers(1, 2**40).map(str)),
+    uuid=st.just("a" * 32),
+    sha1=st.sampled_from(["", "j66c9icc7d92im135tkwc7xxefhkynh"]),
+    timestamp=st.integers(0, 2**40),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(RECORDS, st.booleans())
+def test_fast_and_general_record_readers_agree(record: JobRecord, compress: bool) -> None:
+    blob = encode_record(record, compress=compress)
+    fast, general = decode_record(blob), _decode_general(blob, False)
+    # Compared through their bytes (NaN params are unequal to themselves) and field types.
+    assert encode_record(fast, compress=compress) == blob
+    assert encode_record(general, compress=compress) == blob
+    assert type(fast.rtimestamp) is type(general.rtimestamp) is type(record.rtimestamp)
+
+
+@pytest.mark.parametrize(
+    "blob",
+    [
+        WORKED_BLOB.replace(b's:4:"uuid";s:32:', b's:4:"uuid";s:33:'),
+        WORKED_BLOB.replace(b'i:1700000000;}', b"i:1700000000;}x"),
+        WORKED_BLOB.replace(b's:5:"lives";i:1;', b's:5:"lives";i:1'),
+        WORKED_BLOB.replace(b's:4:"sha1";s:31:', b's:4:"sha1";s:30:'),
+    ],
+)
+def test_fast_reader_never_accepts_what_the_general_one_refuses(blob: bytes) -> None:
+    with pytest.raises(RecordError):
+        _decode_general(blob, False)
+    with pytest.raises(RecordError):
+        decode_record(blob)

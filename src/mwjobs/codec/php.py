@@ -42,6 +42,7 @@ __all__ = [
     "php_ksort",
     "php_serialize",
     "php_unserialize",
+    "php_unserialize_at",
 ]
 
 PhpKey = int | str
@@ -373,9 +374,11 @@ _Saved = tuple[dict[PhpKey, PhpValue], int, PhpKey, bool, bool]
 
 
 # One function on purpose (hot loop, no call per token), hence over the complexity caps.
-def _parse(data: bytes, max_depth: int, binary_strings: bool) -> PhpValue:  # noqa: C901, PLR0912, PLR0915
-    """The reader: one loop over the buffer; the array being filled lives in locals and its
-    parents on a stack.
+def _parse(  # noqa: C901, PLR0912, PLR0915
+    data: bytes, pos: int, max_depth: int, binary_strings: bool
+) -> tuple[PhpValue, int]:
+    """The reader: one value from ``pos`` on, and the position after it. The array being
+    filled lives in locals and its parents on a stack.
 
     It is the hot path of every pop, so strings, ints and string keys (most of a record)
     are read inline, without a function call per token; the rarer forms use helpers.
@@ -385,7 +388,6 @@ def _parse(data: bytes, max_depth: int, binary_strings: bool) -> PhpValue:  # no
     left = 0  # entries still to read in it
     key: PhpKey | None = None  # its key waiting for a value
     is_list = is_object = False
-    pos = 0
     value: PhpValue
     while True:
         if entries is not None and key is None:
@@ -445,9 +447,7 @@ def _parse(data: bytes, max_depth: int, binary_strings: bool) -> PhpValue:  # no
             else:
                 value, pos = _read_scalar(data, pos)
         if entries is None:
-            if pos != len(data):
-                raise _fail(pos, "trailing data after the value")
-            return value
+            return value, pos
         assert key is not None
         if is_list and (type(key) is not int or key != len(entries)):
             is_list = False
@@ -473,4 +473,16 @@ def php_unserialize(
         raise RecordError(f"serialized data must be bytes, not {type(data).__name__}")
     if len(data) > max_size:
         raise RecordError(f"serialized data of {len(data)} bytes exceeds the {max_size} limit")
-    return _parse(bytes(data), max_depth, binary_strings)
+    data = bytes(data)
+    value, end = _parse(data, 0, max_depth, binary_strings)
+    if end != len(data):
+        raise _fail(end, "trailing data after the value")
+    return value
+
+
+def php_unserialize_at(
+    data: bytes, pos: int, *, max_depth: int = DEFAULT_MAX_DEPTH, binary_strings: bool = False
+) -> tuple[PhpValue, int]:
+    """One serialized value starting at ``pos`` (of data already size-checked), and the
+    position after it; for readers that match a known envelope around it."""
+    return _parse(data, pos, max_depth, binary_strings)
