@@ -14,8 +14,8 @@ import redis
 
 from mwjobs.job import JobSpec
 from mwjobs.queues.redis import RedisBackend
+from tests.daemons import MWJOBS
 from tests.runner.conftest import config_doc, write_config
-from tests.runner.test_daemon import MWJOBS
 from tests.servers import RedisServer, wait_until
 
 POPPER = Path(__file__).with_name("popper.py")

@@ -24,9 +24,10 @@ import redis
 from mwjobs.config import parse_config, strip_comments
 from mwjobs.metrics import host_name
 from mwjobs.runner.service import Runner
+from tests.daemons import MWJOBS
 from tests.runner.conftest import HOST, Recorder, drive
 from tests.runner.mwstub import SECRET, Wiki
-from tests.runner.test_daemon import MWJOBS, publish
+from tests.runner.test_daemon import publish
 from tests.servers import RedisServer, wait_until
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
