@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import calendar
 import json
+import os
 import re
 import secrets
 import time
-import uuid
 from urllib.parse import quote, unquote_to_bytes
 
 from mwjobs.errors import RecordError
@@ -33,8 +33,14 @@ DEFAULT_SCHEMA = "mediawiki"
 
 
 def new_job_id() -> str:
-    """A job ID as ``GlobalIdGenerator::newRawUUIDv4``: 32 lowercase hex chars (UUID v4)."""
-    return uuid.uuid4().hex
+    """A job ID as ``GlobalIdGenerator::newRawUUIDv4``: 32 lowercase hex chars (UUID v4).
+
+    Same bits as ``uuid.uuid4().hex`` without building a UUID object (push hot path).
+    """
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+    raw[8] = (raw[8] & 0x3F) | 0x80  # variant 10xx
+    return raw.hex()
 
 
 def new_request_id() -> str:

@@ -41,6 +41,7 @@ __all__ = [
     "php_float_repr",
     "php_ksort",
     "php_serialize",
+    "php_serialize_into",
     "php_unserialize",
     "php_unserialize_at",
 ]
@@ -216,6 +217,11 @@ def php_serialize(value: PhpValue) -> bytes:
     out: list[bytes] = []
     _serialize_into(value, out)
     return b"".join(out)
+
+
+def php_serialize_into(value: PhpValue, out: list[bytes]) -> None:
+    """Append ``serialize($value)`` to ``out`` (for writers of a fixed envelope)."""
+    _serialize_into(value, out)
 
 
 # -- ksort ------------------------------------------------------------------------------------
