@@ -12,18 +12,13 @@ queues take it at least 50 s per pass.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import shutil
-import socket
 import statistics
-import subprocess
-import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import redis
+from benchredis import private_redis
 
 from mwjobs.chron import QUEUES_PER_ROUND_TRIP, Chron, build_chron
 from mwjobs.codec import QUEUES_WITH_JOBS_KEY, queue_id_json, queue_key
@@ -32,36 +27,6 @@ from mwjobs.metrics import NullCounters
 
 TYPES = ("refreshLinks", "htmlCacheUpdate", "cirrusSearchLinksUpdate", "recentChangesUpdate")
 BLOB = b'a:8:{s:4:"type";s:12:"refreshLinks";s:9:"namespace";i:0;s:5:"title";s:4:"Page";}'
-
-
-@contextlib.contextmanager
-def private_redis() -> Iterator[str]:
-    """A throw-away redis-server on a free port: its ``host:port``."""
-    if shutil.which("redis-server") is None:
-        raise SystemExit("redis-server is not installed (./scripts/test installs it)")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    with tempfile.TemporaryDirectory() as workdir:
-        argv = ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "",
-                "--appendonly", "no", "--dir", workdir]  # fmt: skip
-        process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-        try:
-            client = redis.Redis(port=port)
-            deadline = time.monotonic() + 10
-            while True:  # a benchmark, not a test: polling for start-up is fine here
-                try:
-                    client.ping()
-                    break
-                except redis.ConnectionError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.02)
-            client.close()
-            yield f"127.0.0.1:{port}"
-        finally:
-            process.terminate()
-            process.wait(timeout=10)
 
 
 def fill(client: redis.Redis, queues: int, now: int) -> int:
@@ -156,7 +121,8 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=QUEUES_PER_ROUND_TRIP,
                         help="queues per pipelined round trip")  # fmt: skip
     args = parser.parse_args()
-    with private_redis() as address:
+    with private_redis() as server:
+        address = server.address
         print(f"redis-server {address}; {args.chunk} queues per round trip; best wall time "
               f"and median CPU of {args.repeat} runs")  # fmt: skip
         print(f"{'queues':>7} {'pass':<8} {'wall':>12} {'passes/s':>9} {'queues/s':>10}"

@@ -9,16 +9,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import shutil
-import socket
 import statistics
-import subprocess
-import tempfile
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import redis
+from benchredis import private_redis
 
 from mwjobs.codec import decode_record, encode_record
 from mwjobs.job import JobSpec
@@ -26,36 +22,6 @@ from mwjobs.queues.redis import RedisBackend, RedisJobQueue
 
 DOMAIN = "benchwiki"
 TYPE = "refreshLinks"
-
-
-@contextlib.contextmanager
-def private_redis() -> Iterator[tuple[str, str]]:
-    """A throw-away redis-server: (TCP URL, Unix socket path)."""
-    if shutil.which("redis-server") is None:
-        raise SystemExit("redis-server is not installed (./scripts/test installs it)")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    with tempfile.TemporaryDirectory() as workdir:
-        sock_path = str(Path(workdir) / "redis.sock")
-        argv = ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "",
-                "--appendonly", "no", "--dir", workdir, "--unixsocket", sock_path]  # fmt: skip
-        process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-        try:
-            url = f"redis://127.0.0.1:{port}/0"
-            deadline = time.monotonic() + 10
-            while True:  # a benchmark, not a test: polling for start-up is fine here
-                try:
-                    redis.Redis.from_url(url).ping()
-                    break
-                except redis.ConnectionError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.02)
-            yield url, sock_path
-        finally:
-            process.terminate()
-            process.wait(timeout=10)
 
 
 def specs(n: int, start: int) -> list[JobSpec]:
@@ -211,7 +177,8 @@ def main() -> None:
         if args.url:
             where = args.url
         else:
-            url, sock_path = stack.enter_context(private_redis())
+            server = stack.enter_context(private_redis())
+            url, sock_path = server.url, server.socket_path
             where = sock_path if args.unix else url
         backend = RedisBackend(where)
         stack.callback(backend.close)

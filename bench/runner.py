@@ -24,14 +24,14 @@ import logging
 import os
 import resource
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
+
+from benchredis import private_redis
 
 from mwjobs.config import RunnerConfig, parse_config
 from mwjobs.metrics import NullCounters
@@ -134,34 +134,6 @@ def latency(slots: int, seconds: float) -> None:
           f"({len(gaps):,} samples; mean {statistics.mean(gaps) * 1000:.2f} ms)")  # fmt: skip
 
 
-@contextlib.contextmanager
-def private_redis() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """A throw-away redis-server on a free port: (``host:port``, its process)."""
-    if shutil.which("redis-server") is None:
-        raise SystemExit("redis-server is not installed (./scripts/test installs it)")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    with tempfile.TemporaryDirectory() as workdir:
-        argv = ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "",
-                "--appendonly", "no", "--dir", workdir]  # fmt: skip
-        process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 10
-        while True:  # a benchmark, not a test: polling for start-up is fine here
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.02)
-        try:
-            yield f"127.0.0.1:{port}", process
-        finally:
-            process.terminate()
-            process.wait(timeout=10)
-
-
 def cpu_of(pid: int) -> float:
     """utime + stime of a process, in seconds (/proc/<pid>/stat fields 14 and 15)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
@@ -169,7 +141,8 @@ def cpu_of(pid: int) -> float:
 
 
 def idle_cpu(slots: int, seconds: float) -> None:
-    with private_redis() as (address, server), tempfile.TemporaryDirectory() as tmp:
+    with private_redis() as private, tempfile.TemporaryDirectory() as tmp:
+        address, server = private.address, private.process
         path = Path(tmp) / "jobrunner.json"
         doc = {
             "groups": {"bench": {"runners": slots, "include": ["*"]}},
