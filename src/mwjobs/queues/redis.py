@@ -52,7 +52,8 @@ from mwjobs.queues.base import (
 from mwjobs.queues.endpoint import RedisEndpoint, parse_redis_endpoint
 from mwjobs.queues.redis_lua import Arg, LuaScript, ScriptCall, Scripts, load_scripts, run_pipelined
 
-__all__ = ["QueueKeys", "RedisBackend", "RedisJobQueue", "make_client"]
+__all__ = ["WAKE_CHANNEL", "QueueKeys", "RedisBackend", "RedisJobQueue", "make_client",
+           "wake_channel"]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,17 @@ log = logging.getLogger(__name__)
 # the caller simply calls again).
 GHOST_BUDGET = 1000
 
+# The pub/sub channel (per database: channels are server-wide) on which mwjobs' pushes name
+# the queue that got ready jobs. An mwjobs extension: MediaWiki never publishes there, so its
+# pushes are still found through the chron's ready-queue map.
+WAKE_CHANNEL = "mwjobs:jobqueue:wake"
+
 _scripts = functools.cache(load_scripts)
+
+
+def wake_channel(db: int) -> str:
+    """The wake-up channel of database ``db``."""
+    return f"{WAKE_CHANNEL}:{db}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,7 +133,8 @@ class RedisBackend(QueueBackend):
     ``endpoint`` is a :class:`RedisEndpoint` or any string :func:`parse_redis_endpoint`
     accepts. ``compression`` writes large records in MW's gzip wrapper (records of either
     form are always read). ``new_id`` makes job IDs (``uuid4().hex``; tests inject fixed
-    ones). Nothing connects until the first operation.
+    ones). ``wake_pushes`` publishes each push of ready jobs on :func:`wake_channel` (see
+    :mod:`mwjobs.queues.redis_wake`). Nothing connects until the first operation.
     """
 
     def __init__(
@@ -133,11 +145,13 @@ class RedisBackend(QueueBackend):
         on_event: EventSink | None = None,
         compression: bool = False,
         new_id: Callable[[], str] = new_job_id,
+        wake_pushes: bool = True,
     ) -> None:
         super().__init__(clock=clock, on_event=on_event)
         self.endpoint = parse_redis_endpoint(endpoint) if isinstance(endpoint, str) else endpoint
         self.compression = compression
         self.new_id = new_id
+        self.wake_channel = wake_channel(self.endpoint.db) if wake_pushes else ""
         self.scripts: Scripts = _scripts()
         self._client: redis.Redis | None = None
         self._owns_client = True
@@ -152,6 +166,7 @@ class RedisBackend(QueueBackend):
         on_event: EventSink | None = None,
         compression: bool = False,
         new_id: Callable[[], str] = new_job_id,
+        wake_pushes: bool = True,
     ) -> RedisBackend:
         """Use an existing redis-py client (``decode_responses`` must be off). The client
         stays the caller's: :meth:`close` does not close it."""
@@ -163,6 +178,7 @@ class RedisBackend(QueueBackend):
             on_event=on_event,
             compression=compression,
             new_id=new_id,
+            wake_pushes=wake_pushes,
         )
         backend._client = client
         backend._owns_client = False
@@ -263,7 +279,7 @@ class RedisJobQueue(JobQueue):
             blob = encode_record(record, compress=self.redis.compression)
             release = str(record.release_timestamp or 0)
             items[record.sha1 or job_id] = (job_id, record.sha1, release, blob)
-        args: list[Arg] = [self.keys.queue_id]
+        args: list[Arg] = [self.keys.queue_id, self.redis.wake_channel]
         for item in items.values():
             args.extend(item)
         return int(self._run("push to", self.redis.scripts.push, self.keys.for_push(), args))
