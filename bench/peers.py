@@ -15,6 +15,12 @@ run, never the project's .venv); each peer's side runs in that environment
   (worker start-up excluded), counted inside the worker (``peers_tasks/common.py``);
 * pickup latency: with the worker idle, 200 jobs at 50/s, each carrying its enqueue time;
   the task records now - then. Median and p99.
+
+mwjobs runs in three configurations: the executor loop in one process, idle-waiting on the
+push wake-up channel (``mwjobs.queues.redis_wake``); the same loop polling every 0.5 ms (what
+it did before the channel existed); and the services as deployed: ``mwjobs chron`` +
+``mwjobs runner`` with one slot and the python dispatcher (its one worker process runs the
+jobs; the runner and the chron are two more, mostly idle, processes).
 """
 
 # Each library is imported inside its driver: the peers live in bench/.venv-peers, mwjobs in
@@ -51,8 +57,11 @@ LATENCY_RATE = 50.0
 # A worker is timed on at most this many seconds of draining (slow ones on part of the batch).
 DRAIN_BUDGET = 60.0
 PROGRESS_EVERY = 500  # as peers_tasks/common.py
-# mwjobs has no blocking pop in MediaWiki's Redis layout: an idle worker polls this often.
+# MediaWiki's Redis layout has no blocking pop: the polling loop pops again this often...
 MWJOBS_IDLE_POLL = 0.0005
+# ...and the woken loop at least this often (jobs pushed by MediaWiki publish no wake-up).
+MWJOBS_FALLBACK_POLL = 0.1
+MWJOBS = Path(sys.executable).with_name("mwjobs")
 
 
 @dataclass
@@ -158,28 +167,27 @@ def mwjobs_driver(url: str) -> Driver:
     def bulk(n: int) -> None:
         queue.push([JobSpec.create("benchNoop", {}) for _ in range(n)])
 
+    this = [sys.executable, str(Path(__file__).resolve())]
     return Driver(
         "mwjobs",
         lambda: queue.push([JobSpec.create("benchNoop", {})]) and None,
         bulk,
         lambda t: queue.push([JobSpec.create("benchNoop", {"t": t})]) and None,
         {
-            "executor, claims of 100": [
-                sys.executable, str(Path(__file__).resolve()), "--mwjobs-worker", "--url", url
-            ]
+            "executor, claims of 100, woken by pushes": [
+                *this, "--mwjobs-worker", "wake", "--url", url
+            ],
+            "executor, claims of 100, 0.5 ms poll": [
+                *this, "--mwjobs-worker", "poll", "--url", url
+            ],
+            "chron + runner + python dispatcher (1 slot)": [
+                *this, "--mwjobs-services", "--url", url
+            ],
         },
     )
 
 
-def mwjobs_worker(url: str) -> None:
-    """The mwjobs worker: one process claiming 100 jobs at a time with the executor."""
-    import peers_tasks.mwjobs_tasks  # noqa: F401 - registers benchNoop
-
-    from mwjobs.backoff import BackoffFile
-    from mwjobs.execute import JobExecutor, RunOptions
-    from mwjobs.group import JobQueueGroup
-    from mwjobs.queues.redis import RedisBackend
-
+def _stop_on_sigterm() -> Callable[[], bool]:
     stop = False
 
     def on_term(signum: int, frame: object) -> None:
@@ -187,15 +195,66 @@ def mwjobs_worker(url: str) -> None:
         stop = True
 
     signal.signal(signal.SIGTERM, on_term)
+    return lambda: stop
+
+
+def mwjobs_worker(url: str, idle: str) -> None:
+    """The mwjobs worker: one process claiming 100 jobs at a time with the executor; when
+    the queue is empty it waits for a push wake-up (``wake``) or pops again 0.5 ms later
+    (``poll``)."""
+    import peers_tasks.mwjobs_tasks  # noqa: F401 - registers benchNoop
+
+    from mwjobs.backoff import BackoffFile
+    from mwjobs.execute import JobExecutor, RunOptions
+    from mwjobs.group import JobQueueGroup
+    from mwjobs.queues.endpoint import parse_redis_endpoint
+    from mwjobs.queues.redis import RedisBackend
+    from mwjobs.queues.redis_wake import PushListener
+
+    stopped = _stop_on_sigterm()
+    listener = PushListener(parse_redis_endpoint(url)) if idle == "wake" else None
+    if listener is not None:
+        listener.fileno()  # subscribed before the first pop: no push can slip between
     with tempfile.TemporaryDirectory() as tmp:
         executor = JobExecutor(
             JobQueueGroup(RedisBackend(url), "benchwiki"),
             backoffs=BackoffFile(Path(tmp) / "backoffs.json"),
         )
         options = RunOptions(job_type="benchNoop", batch=100)
-        while not stop:
-            if not executor.run(options).jobs:
+        while not stopped():
+            if executor.run(options).jobs:
+                continue
+            if listener is None:
                 time.sleep(MWJOBS_IDLE_POLL)
+            else:
+                listener.poll(timeout=MWJOBS_FALLBACK_POLL)
+
+
+def mwjobs_services(url: str) -> None:
+    """``mwjobs chron`` and ``mwjobs runner`` (one slot, the python dispatcher) on the
+    bench's server, as deployed; SIGTERM stops both."""
+    stopped = _stop_on_sigterm()
+    address = url.removeprefix("redis://").partition("/")[0]
+    config = {
+        "groups": {"bench": {"runners": 1, "include": ["benchNoop"]}},
+        "redis": {"aggregators": [address], "queues": [address]},
+        "dispatcher": {"kind": "python", "modules": ["peers_tasks.mwjobs_tasks"],
+                       "paths": [str(HERE)], "batch": 100},
+    }  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "jobrunner.json"
+        path.write_text(json.dumps(config))
+        daemons = [
+            subprocess.Popen([str(MWJOBS), name, "--config-file", str(path)],
+                             stdout=subprocess.DEVNULL)
+            for name in ("chron", "runner")
+        ]  # fmt: skip
+        while not stopped() and all(d.poll() is None for d in daemons):
+            time.sleep(0.1)
+        for daemon in daemons:
+            daemon.send_signal(signal.SIGTERM)
+        for daemon in daemons:
+            daemon.wait(20)
 
 
 DRIVERS: dict[str, Callable[[str], Driver]] = {
@@ -420,12 +479,16 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=20_000)
     parser.add_argument("--only", default=",".join(("mwjobs", *PEERS)))
     parser.add_argument("--peer", help=argparse.SUPPRESS)  # the peer side, in the peers' venv
-    parser.add_argument("--mwjobs-worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--mwjobs-worker", choices=("wake", "poll"), help=argparse.SUPPRESS)
+    parser.add_argument("--mwjobs-services", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args()
     sys.path.insert(0, str(HERE))
     if args.mwjobs_worker:
-        mwjobs_worker(args.url)
+        mwjobs_worker(args.url, args.mwjobs_worker)
+        return
+    if args.mwjobs_services:
+        mwjobs_services(args.url)
         return
     if args.peer:
         print(json.dumps(measure(DRIVERS[args.peer](args.url), args.url, args.jobs)))

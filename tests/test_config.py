@@ -396,6 +396,10 @@ def test_dispatcher_object_forms(tmp_path: Path) -> None:
     assert isinstance(loaded.dispatcher, PythonDispatcher)
     assert loaded.dispatcher.paths == (str(tmp_path.resolve() / "lib"), "/abs")
     assert parse(variant(("dispatcher", {"kind": "python"}))).dispatcher == PythonDispatcher()
+    spec = {"kind": "python", "batch": 100, "max_batches": 50, "max_memory": "200M"}
+    cfg = parse(variant(("dispatcher", spec)))
+    assert cfg.dispatcher == PythonDispatcher(batch=100, max_batches=50, max_memory="200M")
+    assert cfg.to_dict()["dispatcher"]["max_batches"] == 50
 
 
 def test_string_template_becomes_argv_as_sh_would_split_it() -> None:
@@ -537,6 +541,12 @@ BAD_CONFIGS: list[tuple[str, str, list[str]]] = [
      ['dispatcher.modules[0] is not a module name (got "my-jobs")', "myjobs.tasks"]),
     ("python-workers", variant(("dispatcher", {"kind": "python", "workers": 0})),
      ["dispatcher.workers must be at least 1 (got 0)"]),
+    ("python-batch", variant(("dispatcher", {"kind": "python", "batch": 0})),
+     ["dispatcher.batch must be at least 1 (got 0)"]),
+    ("python-max-batches", variant(("dispatcher", {"kind": "python", "max_batches": "9"})),
+     ['dispatcher.max_batches must be an integer (got "9")']),
+    ("python-max-memory", variant(("dispatcher", {"kind": "python", "max_memory": "1GB"})),
+     ['dispatcher.max_memory is not a PHP memory size (got "1GB")']),
     ("claimttl-string", variant(("limits/claimTTL", {"*": "3600"})),
      ['jobrunner.json: limits.claimTTL["*"] must be an integer (got "3600"); '
       "write 3600 without quotes"]),
@@ -752,7 +762,7 @@ def test_docs_cover_every_key() -> None:
         "groups", "runners", "include", "exclude", "low-priority", "limits", "claimTTL",
         "attempts", "real", "memory", "redis", "aggregators", "queues", "password", "statsd",
         "dispatcher", "wrapper", "mwjobs", "timing", "kind", "argv", "url", "timeout",
-        "modules", "paths", "workers",
+        "modules", "paths", "workers", "batch", "max_batches", "max_memory",
     ]  # fmt: skip
     keys += [f.name for f in dataclasses.fields(Timing)]
     missing = [key for key in keys if f"`{key}`" not in docs]

@@ -206,12 +206,18 @@ class HttpDispatcher:
 class PythonDispatcher:
     """Run jobs in persistent Python worker processes. ``modules`` are imported in each
     worker (so job classes register), ``paths`` are prepended to ``sys.path``;
-    ``workers=None`` means one worker per runner slot."""
+    ``workers=None`` means one worker per runner slot. A worker claims ``batch`` jobs per
+    round trip and is replaced after ``max_batches`` batches, or after a batch that leaves
+    its resident memory above ``max_memory`` (a PHP memory string; None: only when a batch
+    stopped at its ``limits.memory``)."""
 
     kind: ClassVar[Literal["python"]] = "python"
     modules: tuple[str, ...] = ()
     paths: tuple[str, ...] = ()
     workers: int | None = None
+    batch: int = 10
+    max_batches: int = 1000
+    max_memory: str | None = None
 
 
 DispatcherConfig: TypeAlias = CommandDispatcher | HttpDispatcher | PythonDispatcher
@@ -237,6 +243,7 @@ class Timing:
     kill_grace: float = 5.0  # seconds between SIGTERM and SIGKILL for a timed-out run
     legacy_maxtime_inversion: bool = False
     stop_grace: float = 5.0  # seconds the runner's children get after SIGTERM at shutdown
+    wake_on_push: bool = True  # the runner reacts to mwjobs pushes at once (redis_wake.py)
 
     def maxtime_for(self, high_priority: bool) -> int:
         """The ``%(maxtime)`` of a run started while its group is in the given priority."""
@@ -323,6 +330,9 @@ def _dispatcher_dict(disp: DispatcherConfig) -> dict[str, Any]:
         "modules": list(disp.modules),
         "paths": list(disp.paths),
         "workers": disp.workers,
+        "batch": disp.batch,
+        "max_batches": disp.max_batches,
+        "max_memory": disp.max_memory,
     }
 
 
@@ -525,7 +535,7 @@ _REDIS_KEYS = ("aggregators", "queues", "password")
 _DISPATCHER_KEYS: dict[str, tuple[str, ...]] = {
     "command": ("kind", "argv", "shell"),
     "http": ("kind", "url", "timeout", "mode", "secret", "secret_env", "maxjobs"),
-    "python": ("kind", "modules", "paths", "workers"),
+    "python": ("kind", "modules", "paths", "workers", "batch", "max_batches", "max_memory"),
 }
 _TIMING_KEYS = tuple(f.name for f in dataclasses.fields(Timing))
 _TIMING_MAY_BE_ZERO = frozenset({"aggregator_cache_ttl", "kill_grace", "stop_grace"})
@@ -989,7 +999,18 @@ class _Builder(_Reader):
         workers = None
         if raw is not None:
             workers = self.integer(raw, "dispatcher.workers", minimum=1, example=4)
-        return PythonDispatcher(modules, paths, workers)
+        defaults = PythonDispatcher()
+        raw = spec.get("batch")
+        batch = defaults.batch
+        if raw is not None:
+            batch = self.integer(raw, "dispatcher.batch", minimum=1, example=10)
+        raw = spec.get("max_batches")
+        max_batches = defaults.max_batches
+        if raw is not None:
+            max_batches = self.integer(raw, "dispatcher.max_batches", minimum=1, example=1000)
+        raw = spec.get("max_memory")
+        max_memory = None if raw is None else self.memory(raw, "dispatcher.max_memory")
+        return PythonDispatcher(modules, paths, workers, batch, max_batches, max_memory)
 
     # -- extensions
 

@@ -198,7 +198,9 @@ class JobExecutor:
     ``throttling`` is ``$wgJobBackoffThrottling`` (type -> work items per second);
     ``backoffs`` the host's shared file (None: backoffs live only in this process).
     ``clock`` (UNIX time, for backoff expiries), ``monotonic`` (durations), ``memory``
-    (bytes in use) and ``rng`` are injected so tests control them.
+    (bytes in use) and ``rng`` are injected so tests control them. ``should_stop`` is
+    asked after each job: True ends the run there as ``time-limit`` (a worker told to stop
+    by its runner; MediaWiki's ``reached`` values have no other word for it).
     """
 
     def __init__(
@@ -211,6 +213,7 @@ class JobExecutor:
         monotonic: Callable[[], float] = time.monotonic,
         memory: Callable[[], int] = resident_memory,
         rng: random.Random | None = None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> None:
         self.group = group
         self.throttling = dict(throttling or {})
@@ -219,6 +222,7 @@ class JobExecutor:
         self.monotonic = monotonic
         self.memory = memory
         self.rng = rng or random.Random()
+        self.should_stop = should_stop
 
     def run(self, options: RunOptions | None = None) -> RunResult:
         """Pop and run jobs until a limit is reached or none is ready (``JobRunner::run``)."""
@@ -404,6 +408,8 @@ class _Run:
         if options.max_jobs and self.popped >= options.max_jobs:
             return Reached.JOB_LIMIT
         if options.max_time and self.ex.monotonic() - self.start > options.max_time:
+            return Reached.TIME_LIMIT
+        if self.ex.should_stop is not None and self.ex.should_stop():
             return Reached.TIME_LIMIT
         if isinstance(caught, CONNECTION_ERRORS):
             return Reached.EXCEPTION

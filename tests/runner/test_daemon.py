@@ -161,7 +161,7 @@ def test_a_broken_config_on_reload_keeps_the_running_one(
     [
         ("/nonexistent/php runJobs.php", "'/nonexistent/php' is not found or not executable"),
         ("php x.php | tee log", 'uses the shell syntax "|"'),
-        ({"kind": "python"}, 'dispatcher.kind "python" is not supported by the runner yet'),
+        ({"kind": "python", "modules": ["no_such_jobs"]}, "No module named 'no_such_jobs'"),
     ],
 )
 def test_a_boot_failure_exits_1_with_the_reason(

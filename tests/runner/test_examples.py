@@ -22,7 +22,9 @@ from typing import Any
 import redis
 
 from mwjobs.config import parse_config, strip_comments
+from mwjobs.job import JobSpec
 from mwjobs.metrics import host_name
+from mwjobs.queues.redis import RedisBackend
 from mwjobs.runner.service import Runner
 from tests.daemons import MWJOBS
 from tests.runner.conftest import HOST, Recorder, drive
@@ -116,3 +118,20 @@ def test_the_special_example_runs_against_a_wiki(
     assert runner.totals.errors == 0
     assert state.requests[0]["values"]["maxjobs"] == "1000"
     assert metrics.total(f"pop.null.ok.{HOST}") == 2 * runner.totals.finished
+
+
+def test_the_python_example_runs_jobs_in_its_workers(
+    start_runner: StartRunner, redis_server: RedisServer, redis_client: redis.Redis
+) -> None:
+    doc = example("jobrunner.python.json")
+    doc["redis"] = {"aggregators": [redis_server.address], "queues": [redis_server.address]}
+    doc["dispatcher"].update(modules=[], paths=[])  # the built-in "null" job needs none
+    backend = RedisBackend(redis_server.url)
+    try:
+        backend.queue("enwiki", "null").push([JobSpec.create("null", {"n": i}) for i in range(50)])
+        runner = start_runner(parse_config(json.dumps(doc)), {("null", "enwiki"): 1})
+        drive(runner, lambda: runner.totals.jobs_ok >= 50, "the jobs to run")
+        assert backend.queue("enwiki", "null").sizes().total == 0
+    finally:
+        backend.close()
+    assert runner.totals.errors == 0

@@ -364,3 +364,22 @@ def test_stop_terms_then_kills_and_reaps_everything(
 def test_parse_result_keeps_what_the_runner_uses(fixtures_dir: Path) -> None:
     for path in fixture_files(fixtures_dir):
         assert parse_result(path.read_bytes()).valid
+
+
+def test_a_pushed_queue_runs_before_the_map_knows_it_and_outlives_an_older_run(
+    start_runner: StartRunner, tmp_path: Path
+) -> None:
+    # aggregator_cache_ttl 0: the (empty) map replaces the runner's copy at every turn.
+    config = make_config({"kind": "command", "argv": child_argv("hold", str(tmp_path))})
+    queue = ("null", "enwiki")
+    runner = start_runner(config, {})
+    runner.step(max_wait=0)
+    runner.pushed({queue})
+    drive(runner, lambda: runner.totals.spawned == 1, "the pushed queue's run")
+    runner.pushed({queue})  # while that run holds: it may have popped before this push
+    (tmp_path / "release").touch()
+    drive(runner, lambda: runner.totals.spawned == 2, "a run for the second push")
+    drive(runner, lambda: runner.totals.finished == 2, "both runs to end")
+    for _ in range(5):  # no push since: the early end lays the queue off, no third run
+        runner.step(max_wait=0.01)
+    assert runner.totals.spawned == 2

@@ -14,7 +14,11 @@ the dispatched processes' pipes and a wake-up socket for HTTP runs. Each turn of
 
 A child's exit (SIGCHLD, or EOF on its pipes) wakes the loop at once, so a slot is refilled
 within a millisecond or two; nothing polls every 100 ms as the PHP runner did. When slots are
-free but nothing is ready, the loop sleeps until the ready-queue map may have changed.
+free but nothing is ready, the loop sleeps until the ready-queue map may have changed, or
+until an mwjobs push names a queue on the wake-up channel of a queue server
+(:mod:`mwjobs.queues.redis_wake`; ``mwjobs.timing.wake_on_push``): that queue is ready at
+once, without waiting for the chron's next pass. Pushes by MediaWiki publish nothing and are
+found through the map, as before.
 
 Start-up failures (a dispatcher program that does not exist, a missing secret) stop the
 service with a message instead of failing every run forever; failures at run time are
@@ -25,13 +29,14 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import logging
 import random
 import selectors
 import signal
 import socket
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Protocol
@@ -39,13 +44,16 @@ from typing import Protocol
 from mwjobs.aggregator import ReadyMap, ReadyQueueMap
 from mwjobs.chron import SignalInbox
 from mwjobs.config import GroupConfig, RunnerConfig, load_config
-from mwjobs.errors import ConfigError
+from mwjobs.errors import ConfigError, QueueError
 from mwjobs.metrics import counters_for, memory_usage
+from mwjobs.queues.endpoint import RedisEndpoint
 from mwjobs.queues.redis_aggregator import RedisReadyMapStore
 from mwjobs.queues.redis_ha import RedisFailover
+from mwjobs.queues.redis_wake import PushListener
 from mwjobs.runner.dispatch import (
     Dispatcher,
     DispatchError,
+    DispatchHalt,
     Run,
     RunOutcome,
     RunRequest,
@@ -68,6 +76,9 @@ SPAWN_PAUSE_MAX = 10.0  # longest pause after runs repeatedly fail to start
 EMPTY_REASONS = ("none-ready", "none-possible")  # the queue had nothing (more) to run
 HTTP_ERROR_KINDS = ("timeout", "connect", "status", "protocol")  # counted per wiki
 FINAL_REAP = 2.0  # seconds to wait for SIGKILLed runs at shutdown before giving up on them
+EXIT_HALT = 1  # the dispatcher can no longer work (as a boot failure: `mwjobs runner` exit 1)
+LISTEN_RETRY = 10.0  # seconds before listening for pushes on a server is tried again
+PUSH_MEMORY = 60.0  # seconds a woken queue waits for a run before the map alone decides
 
 
 class Counters(Protocol):
@@ -202,12 +213,18 @@ class Runner:
         self.inbox: SignalInbox | None = None
         self.stopping = False
         self.finished = False
+        self.exit_status = 0
         self._stop_deadline = 0.0
         self._signals: list[int] = []
         self._sigchld = False
-        self._ready_map: Mapping[Queue, int] = {}
+        self._ready_map: dict[Queue, int] = {}
+        self._listeners: dict[RedisEndpoint, tuple[PushListener, int]] = {}  # with its fd
+        self._listen_at = now  # when to (re)try listening on the servers that have none
         self._refresh_at = now  # the first step reads the map
         self._layoffs: set[Queue] = set()
+        # Queues woken by a push since their last run started -> when (monotonic): each gets
+        # a run even if a map refresh or the end of an older run would drop it.
+        self._pushed: dict[Queue, float] = {}
         self._backoffs: dict[str, float] = {}  # type -> UNIX time it may run again
         self._spawn_pause_until = 0.0
         self._spawn_failures = 0
@@ -238,6 +255,7 @@ class Runner:
         traceback: TracebackType | None,
     ) -> None:
         """Whatever ended the loop (a stop, a bug), no child is left running."""
+        self._stop_listening()
         for group, slot in list(self._busy()):
             assert slot.run is not None
             log.warning("Killing runner in loop %d at slot %d (%s).",
@@ -278,7 +296,7 @@ class Runner:
         log.info("Stopped after %d run(s): %d job(s) ok, %d failed; %d run error(s), "
                  "%d timeout(s).", t.finished, t.jobs_ok, t.jobs_failed, t.errors,
                  t.timeouts)  # fmt: skip
-        return 0
+        return self.exit_status
 
     def step(self, max_wait: float | None = None) -> None:
         """One turn of the loop: signals, reap, murder, manage, counters, then wait for an
@@ -290,6 +308,7 @@ class Runner:
         if self.stopping:
             self._stop_progress(now)
         else:
+            self._listen(now)
             self._manage(now)
         self._count_memory(now)
         self.metrics.flush()
@@ -338,6 +357,16 @@ class Runner:
                      self._loop_number(group), slot.index, slot.run.label)  # fmt: skip
             slot.run.terminate()
             slot.terminated(now, self._stop_deadline, StopReason.SHUTDOWN)
+
+    def halt(self, reason: str) -> None:
+        """Stop as after SIGTERM, then exit with :data:`EXIT_HALT`: the dispatcher can no
+        longer work (gunicorn's rule for a worker boot error: no respawning forever)."""
+        if self.exit_status == EXIT_HALT:
+            return  # another group's slot found it too
+        log.critical("%s; stopping the runner.", reason)
+        self.exit_status = EXIT_HALT
+        if not self.stopping:
+            self.request_stop()
 
     def _stop_progress(self, now: float) -> None:
         busy = list(self._busy())
@@ -388,6 +417,7 @@ class Runner:
         self.config = config
         self._regroup(config, self.monotonic())
         self._refresh_at = self.monotonic()
+        self._stop_listening()  # the next step listens on the new servers, if enabled
 
     def _regroup(self, config: RunnerConfig, now: float) -> None:
         """Groups are matched by name; a removed group drains (its runs finish)."""
@@ -423,6 +453,8 @@ class Runner:
 
     def _reap(self, now: float) -> None:
         poll_all, self._sigchld = self._sigchld, False
+        if poll_all:
+            self.dispatcher.reap()  # pooled processes that exited outside a run
         for group, slot in list(self._busy()):
             run = slot.run
             assert run is not None
@@ -476,7 +508,8 @@ class Runner:
         request = run.request
         queue = (request.job_type, request.domain)
         early = elapsed < self.config.timing.hp_max_time / 2
-        if early or result.reached in EMPTY_REASONS:
+        # A push woke the queue after this run started: its last pop may have missed it.
+        if (early or result.reached in EMPTY_REASONS) and queue not in self._pushed:
             # PHP's rule: a run that ended early has emptied its queue; lay off it until the
             # next map refresh (the map is only as fresh as the last chron pass).
             self._layoffs.add(queue)
@@ -554,8 +587,12 @@ class Runner:
         """The ready queues a slot may take now: the map (re-read once per cache period;
         a new copy ends the lay-offs), minus laid-off queues and backed-off types."""
         if now >= self._refresh_at:
-            self._ready_map = self.ready.read()
+            self._ready_map = dict(self.ready.read())
             self._layoffs.clear()
+            self._pushed = {q: t for q, t in self._pushed.items() if now - t < PUSH_MEMORY}
+            since = int(self.clock())
+            for queue in self._pushed:  # newer than the chron's last pass, maybe
+                self._ready_map.setdefault(queue, since)
             self._refresh_at = now + self.config.timing.aggregator_cache_ttl
         wall = self.clock()
         self._backoffs = {t: until for t, until in self._backoffs.items() if until > wall}
@@ -620,6 +657,9 @@ class Runner:
         )
         try:
             run = self.dispatcher.start(request, self.selector)
+        except DispatchHalt as exc:
+            self.halt(str(exc))
+            return False
         except DispatchError as exc:
             log.error("Could not spawn process in loop %d: %s", index, exc)
             self.metrics.incr("runner-status.error")
@@ -627,6 +667,7 @@ class Runner:
             self._pause_spawning(now)
             return False
         self._spawn_failures = 0
+        self._pushed.pop(queue, None)  # this run will see what the push brought
         slot.assign(run, now, high)
         if self.guard is not None and run.pid is not None:
             self.guard.watch(run.pid)
@@ -643,6 +684,61 @@ class Runner:
         self._spawn_failures += 1
         pause = min(0.1 * 2 ** (self._spawn_failures - 1), SPAWN_PAUSE_MAX)
         self._spawn_pause_until = now + pause
+
+    # ------------------------------------------------------------------ push wake-ups
+
+    def _listen(self, now: float) -> None:
+        """Listen for mwjobs pushes on every queue server (only with the map read from
+        the config's servers, and ``wake_on_push``); a server that fails is tried again
+        ``LISTEN_RETRY`` seconds later."""
+        if not (self._own_ready and self.config.timing.wake_on_push) or now < self._listen_at:
+            return
+        for endpoint in self.config.redis.queues:
+            if endpoint in self._listeners:
+                continue
+            listener = PushListener(endpoint)
+            try:
+                fd = listener.fileno()
+            except QueueError as exc:
+                listener.close()
+                log.warning("Not woken by pushes to %s for now: %s", endpoint.display, exc)
+                self._listen_at = now + LISTEN_RETRY
+                continue
+            self.selector.register(fd, selectors.EVENT_READ,
+                                   functools.partial(self._on_push, listener))  # fmt: skip
+            self._listeners[endpoint] = (listener, fd)
+
+    def _on_push(self, listener: PushListener) -> None:
+        """Selector callback: queues that just got ready jobs may run now (even if a run
+        emptied them a moment ago)."""
+        try:
+            queues = listener.poll()
+        except QueueError as exc:
+            log.warning("%s; listening again in %g s.", exc, LISTEN_RETRY)
+            self._drop_listener(listener)
+            self._listen_at = self.monotonic() + LISTEN_RETRY
+            return
+        self.pushed(queues)
+
+    def pushed(self, queues: Iterable[Queue]) -> None:
+        """These queues just got ready jobs: each gets a run, even if a map refresh (the
+        chron may not have seen them yet) or the end of a run that started before the push
+        comes first."""
+        since, now = int(self.clock()), self.monotonic()
+        for queue in queues:
+            self._ready_map[queue] = since
+            self._layoffs.discard(queue)
+            self._pushed[queue] = now
+
+    def _drop_listener(self, listener: PushListener) -> None:
+        _, fd = self._listeners.pop(listener.endpoint, (listener, -1))
+        with contextlib.suppress(KeyError, ValueError):
+            self.selector.unregister(fd)  # before closing: the number may be reused at once
+        listener.close()
+
+    def _stop_listening(self) -> None:
+        for listener, _ in list(self._listeners.values()):
+            self._drop_listener(listener)
 
     # ------------------------------------------------------------------ waiting
 

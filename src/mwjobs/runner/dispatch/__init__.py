@@ -1,8 +1,9 @@
 """Dispatchers: how the runner hands one (type, wiki) batch to MediaWiki (a strategy).
 
 :mod:`.base` defines the interface (:class:`Dispatcher` starts a :class:`Run`, whose
-:class:`RunOutcome` the loop collects); :mod:`.command` runs a process per batch and
-:mod:`.http` POSTs to MediaWiki. :func:`build_dispatcher` picks one from the config.
+:class:`RunOutcome` the loop collects); :mod:`.command` runs a process per batch,
+:mod:`.http` POSTs to MediaWiki and :mod:`.python` hands the batch to a pool of persistent
+Python workers. :func:`build_dispatcher` picks one from the config.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from mwjobs.config import RunnerConfig
 from mwjobs.runner.dispatch.base import (
     Dispatcher,
     DispatchError,
+    DispatchHalt,
     Run,
     RunOutcome,
     RunRequest,
@@ -24,12 +26,15 @@ from mwjobs.runner.dispatch.base import (
 )
 from mwjobs.runner.dispatch.command import CommandDispatcher
 from mwjobs.runner.dispatch.http import HttpDispatcher
+from mwjobs.runner.dispatch.python import PythonDispatcher
 
 __all__ = [
     "CommandDispatcher",
     "DispatchError",
+    "DispatchHalt",
     "Dispatcher",
     "HttpDispatcher",
+    "PythonDispatcher",
     "Run",
     "RunOutcome",
     "RunRequest",
@@ -46,15 +51,14 @@ def build_dispatcher(
     wake: Callable[[], None],
     environ: Mapping[str, str] | None = None,
 ) -> Dispatcher:
-    """The dispatcher of ``config.dispatcher``; :class:`DispatchError` for a kind this runner
-    cannot run or a setting that can never work (missing secret variable). ``wake`` is
-    called (from any thread) when a run without file descriptors ends."""
+    """The dispatcher of ``config.dispatcher``; :class:`DispatchError` for a setting that
+    can never work (missing secret variable). ``wake`` is called (from any thread) when a
+    run without file descriptors ends. ``environ`` is where secrets are looked up; python
+    workers inherit the runner's own environment. The python dispatcher starts its workers
+    in :meth:`Dispatcher.check`."""
     disp = config.dispatcher
     if isinstance(disp, CommandConfig):
         return CommandDispatcher(disp)
     if isinstance(disp, HttpConfig):
         return HttpDispatcher.from_config(disp, environ, wake)
-    raise DispatchError(
-        f'{config.source}: dispatcher.kind "{disp.kind}" is not supported by the runner yet; '
-        'use "command" or "http"'
-    )
+    return PythonDispatcher.from_config(config)

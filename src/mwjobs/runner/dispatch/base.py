@@ -7,8 +7,9 @@ and gets a :class:`RunOutcome` once the run is completely over: a process reaped
 output read to EOF, or an HTTP exchange finished. Runs never block the loop.
 
 Kinds (``dispatcher.kind`` in the config): ``command`` (:mod:`.command`, a process per
-batch, no shell unless the config opts in) and ``http`` (:mod:`.http`, a POST per batch to
-``rpc/RunJobs.php`` or the signed ``Special:RunJobs``).
+batch, no shell unless the config opts in), ``http`` (:mod:`.http`, a POST per batch to
+``rpc/RunJobs.php`` or the signed ``Special:RunJobs``) and ``python`` (:mod:`.python`, a
+batch per assignment to a pool of long-lived Python worker processes).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from mwjobs.errors import MwJobsError
 
 __all__ = [
     "DispatchError",
+    "DispatchHalt",
     "Dispatcher",
     "Run",
     "RunOutcome",
@@ -41,6 +43,11 @@ _PLACEHOLDER = re.compile(r"%\((db|type|maxtime|maxmem)\)([ux])")
 
 class DispatchError(MwJobsError):
     """A run could not be started, or a dispatcher can never work (a boot failure)."""
+
+
+class DispatchHalt(DispatchError):
+    """The dispatcher found, after start, that it can never work again (python workers that
+    no longer boot): the runner stops instead of failing every run forever."""
 
 
 @dataclass(frozen=True)
@@ -124,6 +131,9 @@ class Dispatcher(abc.ABC):
     @abc.abstractmethod
     def describe(self, request: RunRequest) -> str:
         """What :meth:`start` would run, for log lines (no secrets)."""
+
+    def reap(self) -> None:  # noqa: B027 - optional hook
+        """A child exited (SIGCHLD): collect processes the dispatcher owns outside runs."""
 
     def close(self) -> None:  # noqa: B027
         """Release pooled resources; runs in flight finish on their own."""
