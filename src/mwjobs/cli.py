@@ -9,15 +9,13 @@ import click
 
 from mwjobs import __version__
 from mwjobs.chron import Chron, ChronService, build_chron
+from mwjobs.cliopts import EXIT_CONFIG, config_file_option
 from mwjobs.config import RunnerConfig, load_config
 from mwjobs.errors import ConfigError
 from mwjobs.metrics import counters_for, host_name, memory_usage
 from mwjobs.run_jobs import run_jobs
 from mwjobs.runner.cli import runner
 from mwjobs.servicelog import configure_service_logging
-
-# Exit status for a bad configuration (every subcommand; click uses 2 for usage errors).
-EXIT_CONFIG = 1
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -28,12 +26,7 @@ def cli() -> None:
 
 @cli.command("check-config")
 @click.argument("file", required=False, metavar="[FILE]")
-@click.option(
-    "--config-file",
-    envvar="MWJOBS_CONFIG_FILE",
-    metavar="PATH",
-    help="The jobrunner.json to check, instead of FILE (env: MWJOBS_CONFIG_FILE).",
-)
+@config_file_option(required=False, help="The jobrunner.json to check, instead of FILE")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (no secrets).")
 @click.pass_context
 def check_config(
@@ -55,13 +48,7 @@ def check_config(
 
 
 @cli.command("chron")
-@click.option(
-    "--config-file",
-    required=True,
-    envvar="MWJOBS_CONFIG_FILE",
-    metavar="PATH",
-    help="The jobrunner.json to use (env: MWJOBS_CONFIG_FILE).",
-)
+@config_file_option(required=True, help="The jobrunner.json to use")
 @click.option("--verbose", is_flag=True, help="Log DEBUG lines too.")
 @click.option("--once", is_flag=True, help="Run one pass and exit (1 if any part failed).")
 @click.pass_context

@@ -15,6 +15,7 @@ import time
 import click
 
 from mwjobs.backoff import BackoffFile
+from mwjobs.cliopts import EXIT_CONFIG, config_file_option
 from mwjobs.config import PythonDispatcher, RunnerConfig, load_config
 from mwjobs.errors import ConfigError
 from mwjobs.execute import JobExecutor, Reached, RunOptions, RunResult, parse_memory_limit
@@ -25,8 +26,6 @@ from mwjobs.registry import import_job_modules
 
 __all__ = ["run_jobs"]
 
-# Exit status for a bad configuration, as ``mwjobs check-config``.
-EXIT_CONFIG = 2
 # runJobs' own default memory limit: 3 x $wgMemoryLimit's default of 50M.
 DEFAULT_MEMORY_LIMIT = 150 * 1024 * 1024
 # Runs after which --wait stops looping (anything else: sleep a second, run again).
@@ -70,11 +69,8 @@ def _memory(ctx: click.Context, param: click.Parameter, value: str) -> int | Non
 @click.option("--nothrottle", is_flag=True, help="Ignore backoff throttling.")
 @click.option("--wait", is_flag=True, help="Keep running; another JSON document per run.")
 @click.option("--result", type=click.Choice(["json"]), help="Print only the JSON response.")
-@click.option(
-    "--config-file",
-    envvar="MWJOBS_CONFIG_FILE",
-    metavar="PATH",
-    help="jobrunner.json: its first queue server, python dispatcher modules.",
+@config_file_option(
+    required=False, help="jobrunner.json: its first queue server, python dispatcher modules"
 )
 @click.option(
     "--redis",

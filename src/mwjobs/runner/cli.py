@@ -6,6 +6,7 @@ import logging
 
 import click
 
+from mwjobs.cliopts import EXIT_CONFIG, config_file_option
 from mwjobs.config import load_config
 from mwjobs.errors import ConfigError
 from mwjobs.runner.dispatch import DispatchError
@@ -14,18 +15,10 @@ from mwjobs.servicelog import configure_service_logging
 
 __all__ = ["runner"]
 
-# A bad config or a dispatcher that can never work: the same status as `mwjobs chron`.
-EXIT_BOOT = 1
 
 
 @click.command("runner")
-@click.option(
-    "--config-file",
-    required=True,
-    envvar="MWJOBS_CONFIG_FILE",
-    metavar="PATH",
-    help="The jobrunner.json to use (env: MWJOBS_CONFIG_FILE).",
-)
+@config_file_option(required=True, help="The jobrunner.json to use")
 @click.option("--verbose", is_flag=True, help="Log DEBUG lines too (every spawn and result).")
 @click.pass_context
 def runner(ctx: click.Context, config_file: str, verbose: bool) -> None:
@@ -42,5 +35,5 @@ def runner(ctx: click.Context, config_file: str, verbose: bool) -> None:
         service = Runner(config, config_path=config_file)
     except (ConfigError, DispatchError) as exc:
         click.echo(str(exc), err=True)
-        ctx.exit(EXIT_BOOT)
+        ctx.exit(EXIT_CONFIG)
     ctx.exit(service.serve())

@@ -1,0 +1,28 @@
+"""What the ``mwjobs`` subcommands share: the config-file option and the exit status."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+__all__ = ["CONFIG_ENV", "EXIT_CONFIG", "config_file_option"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+CONFIG_ENV = "MWJOBS_CONFIG_FILE"
+# A bad config (or a service that cannot boot) exits 1 in every subcommand; click uses 2
+# for usage errors.
+EXIT_CONFIG = 1
+
+
+def config_file_option(*, required: bool, help: str) -> Callable[[F], F]:
+    """``--config-file PATH``, also read from ``$MWJOBS_CONFIG_FILE``."""
+    return click.option(
+        "--config-file",
+        required=required,
+        envvar=CONFIG_ENV,
+        metavar="PATH",
+        help=f"{help} (env: {CONFIG_ENV}).",
+    )
