@@ -33,9 +33,7 @@ import argparse
 import contextlib
 import json
 import os
-import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -47,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from benchredis import private_redis
 
 HERE = Path(__file__).resolve().parent
 VENV = HERE / ".venv-peers"
@@ -369,33 +368,6 @@ def _progress(client: redis.Redis) -> tuple[int, float, float]:
 # -- orchestration ---------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def private_redis() -> Iterator[str]:
-    if shutil.which("redis-server") is None:
-        raise SystemExit("redis-server is not installed (./scripts/test installs it)")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    with tempfile.TemporaryDirectory() as workdir:
-        argv = ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "",
-                "--appendonly", "no", "--dir", workdir]  # fmt: skip
-        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
-        url = f"redis://127.0.0.1:{port}/0"
-        try:
-            wait_for(lambda: _pings(url), 20, "redis-server")
-            yield url
-        finally:
-            proc.terminate()
-            proc.wait()
-
-
-def _pings(url: str) -> bool:
-    try:
-        return bool(redis.Redis.from_url(url).ping())
-    except redis.ConnectionError:
-        return False
-
-
 def ensure_venv() -> Path:
     python = VENV / "bin" / "python"
     if not python.exists():
@@ -496,7 +468,8 @@ def main() -> None:
     names = [name.strip() for name in args.only.split(",") if name.strip()]
     python = ensure_venv() if set(names) & set(PEERS) else Path(sys.executable)
     results: dict[str, dict[str, Any]] = {}
-    with private_redis() as url:
+    with private_redis() as server:
+        url = server.url
         for name in names:
             print(f"measuring {name} ...", file=sys.stderr)
             if name == "mwjobs":
