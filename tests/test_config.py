@@ -400,6 +400,10 @@ def test_dispatcher_object_forms(tmp_path: Path) -> None:
     cfg = parse(variant(("dispatcher", spec)))
     assert cfg.dispatcher == PythonDispatcher(batch=100, max_batches=50, max_memory="200M")
     assert cfg.to_dict()["dispatcher"]["max_batches"] == 50
+    spec = {"kind": "python", "throttling": {"htmlCacheUpdate": 15, "refreshLinks": 0.5}}
+    throttled = parse(variant(("dispatcher", spec))).dispatcher
+    assert isinstance(throttled, PythonDispatcher)
+    assert throttled.throttling == (("htmlCacheUpdate", 15.0), ("refreshLinks", 0.5))
 
 
 def test_string_template_becomes_argv_as_sh_would_split_it() -> None:
@@ -539,6 +543,12 @@ BAD_CONFIGS: list[tuple[str, str, list[str]]] = [
      ['dispatcher.timout is not a known key; did you mean "timeout"?']),
     ("python-module", variant(("dispatcher", {"kind": "python", "modules": ["my-jobs"]})),
      ['dispatcher.modules[0] is not a module name (got "my-jobs")', "myjobs.tasks"]),
+    ("python-throttling", variant(("dispatcher", {"kind": "python", "throttling": [15]})),
+     ["dispatcher.throttling must be an object of job type -> rate (got a list [15])",
+      '{"htmlCacheUpdate": 15}']),
+    ("python-throttling-rate",
+     variant(("dispatcher", {"kind": "python", "throttling": {"htmlCacheUpdate": -1}})),
+     ["dispatcher.throttling.htmlCacheUpdate must be 0 or more (got -1)"]),
     ("python-workers", variant(("dispatcher", {"kind": "python", "workers": 0})),
      ["dispatcher.workers must be at least 1 (got 0)"]),
     ("python-batch", variant(("dispatcher", {"kind": "python", "batch": 0})),

@@ -281,6 +281,33 @@ def test_config_file_names_the_server_and_the_job_modules(
     assert json.loads(done.stdout)["jobs"][0]["type"] == "refTestFail"
 
 
+def test_config_file_throttling_rates_apply(
+    redis_server: RedisServer, jobs_dir: Path, group: JobQueueGroup, tmp_path: Path
+) -> None:
+    config = tmp_path / "jobrunner.json"
+    dispatcher = {"kind": "python", "modules": ["clijobs"], "paths": [str(jobs_dir)],
+                  "throttling": {"recentChangesUpdate": 0.5}}  # fmt: skip
+    config.write_text(
+        json.dumps(
+            {
+                "groups": {"basic": {"runners": 1, "include": ["*"]}},
+                "redis": {"aggregators": [redis_server.address], "queues": [redis_server.address]},
+                "dispatcher": dispatcher,
+            }
+        )
+    )
+    push(group, "recentChangesUpdate", 2)
+    done = subprocess.run(
+        [sys.executable, "-m", "mwjobs", "run-jobs", f"--wiki={WIKI}", "--result=json",
+         f"--config-file={config}", f"--backoff-file={tmp_path / 'b.json'}"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    response = json.loads(done.stdout)
+    assert len(response["jobs"]) == 1  # the second waits out the 2 s backoff
+    assert "recentChangesUpdate" in response["backoffs"]
+
+
 def test_without_a_server_or_with_a_bad_module_it_exits_1(tmp_path: Path) -> None:
     base = [sys.executable, "-m", "mwjobs", "run-jobs", "--wiki=x", "--result=json"]
     env_free = {"PATH": "/usr/bin:/bin"}

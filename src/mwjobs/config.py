@@ -218,6 +218,9 @@ class PythonDispatcher:
     batch: int = 10
     max_batches: int = 1000
     max_memory: str | None = None
+    # $wgJobBackoffThrottling: (job type, work items per second) pairs, shared by the
+    # workers of the host through the backoff file.
+    throttling: tuple[tuple[str, float], ...] = ()
 
 
 DispatcherConfig: TypeAlias = CommandDispatcher | HttpDispatcher | PythonDispatcher
@@ -333,6 +336,7 @@ def _dispatcher_dict(disp: DispatcherConfig) -> dict[str, Any]:
         "batch": disp.batch,
         "max_batches": disp.max_batches,
         "max_memory": disp.max_memory,
+        "throttling": dict(disp.throttling),
     }
 
 
@@ -535,7 +539,9 @@ _REDIS_KEYS = ("aggregators", "queues", "password")
 _DISPATCHER_KEYS: dict[str, tuple[str, ...]] = {
     "command": ("kind", "argv", "shell"),
     "http": ("kind", "url", "timeout", "mode", "secret", "secret_env", "maxjobs"),
-    "python": ("kind", "modules", "paths", "workers", "batch", "max_batches", "max_memory"),
+    "python": (
+        "kind", "modules", "paths", "workers", "batch", "max_batches", "max_memory", "throttling"
+    ),
 }
 _TIMING_KEYS = tuple(f.name for f in dataclasses.fields(Timing))
 _TIMING_MAY_BE_ZERO = frozenset({"aggregator_cache_ttl", "kill_grace", "stop_grace"})
@@ -1010,7 +1016,23 @@ class _Builder(_Reader):
             max_batches = self.integer(raw, "dispatcher.max_batches", minimum=1, example=1000)
         raw = spec.get("max_memory")
         max_memory = None if raw is None else self.memory(raw, "dispatcher.max_memory")
-        return PythonDispatcher(modules, paths, workers, batch, max_batches, max_memory)
+        throttling = self.throttling(spec.get("throttling"))
+        return PythonDispatcher(
+            modules, paths, workers, batch, max_batches, max_memory, throttling
+        )
+
+    def throttling(self, raw: Any) -> tuple[tuple[str, float], ...]:
+        """``{"htmlCacheUpdate": 15}``: job type -> work items per second (0: no limit)."""
+        if raw is None:
+            return ()
+        if not isinstance(raw, dict):
+            got = f"must be an object of job type -> rate (got {_shown(raw)})"
+            raise self.fail("dispatcher.throttling", got, 'write e.g. {"htmlCacheUpdate": 15}')
+        rates: list[tuple[str, float]] = []
+        for job_type, rate in raw.items():
+            path = _key("dispatcher.throttling", job_type)
+            rates.append((job_type, self.number(rate, path, positive=False, example=15)))
+        return tuple(rates)
 
     # -- extensions
 

@@ -32,6 +32,13 @@ DEFAULT_MEMORY_LIMIT = 150 * 1024 * 1024
 FINAL = frozenset({Reached.TIME_LIMIT, Reached.JOB_LIMIT, Reached.MEMORY_LIMIT, Reached.EXCEPTION})
 
 
+def _config_rates(config: RunnerConfig | None) -> dict[str, float]:
+    """The python dispatcher's ``throttling`` rates of the config file, if any."""
+    if config is None or not isinstance(config.dispatcher, PythonDispatcher):
+        return {}
+    return dict(config.dispatcher.throttling)
+
+
 def _throttle(
     ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
 ) -> dict[str, float]:
@@ -144,7 +151,9 @@ def run_jobs(
         click.echo(str(exc), err=True)
         ctx.exit(EXIT_CONFIG)
     executor = JobExecutor(
-        JobQueueGroup(backend, wiki), throttling=throttling, backoffs=BackoffFile(backoff_file)
+        JobQueueGroup(backend, wiki),
+        throttling=_config_rates(config) | throttling,  # --throttle wins over the file
+        backoffs=BackoffFile(backoff_file),
     )
     options = RunOptions(
         job_type=job_type,

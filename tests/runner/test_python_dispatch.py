@@ -143,6 +143,27 @@ def test_a_worker_runs_an_assignment_and_returns_the_runjobs_result(
     assert pool.started == 1
 
 
+@pytest.fixture
+def private_backoff_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Workers started in this test keep their backoff file in the test's own temp dir, so
+    a backoff never throttles another test's workers."""
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+
+
+@pytest.mark.usefixtures("private_backoff_file")
+def test_throttling_rates_from_the_config_reach_the_workers(
+    make_pool: Make, selector: selectors.BaseSelector, redis_server: RedisServer,
+    redis_client: redis.Redis,
+) -> None:  # fmt: skip
+    push(redis_server.url, 2)
+    # 0.5 items/s: the first job earns a 2 s backoff, so the batch stops after it.
+    pool = make_pool(throttling=((TYPE, 0.5),))
+    result = result_of(finish(pool, pool.start(request(), selector), selector))
+    assert result.ok == 1
+    assert redis_client.scard("e2e:runs") == 1
+    assert TYPE in result.backoffs
+
+
 def test_a_worker_is_replaced_after_max_batches(
     make_pool: Make, selector: selectors.BaseSelector, redis_server: RedisServer,
     redis_client: redis.Redis,

@@ -80,6 +80,7 @@ class Boot:
     max_batches: int = 1000
     max_memory: int | None = None  # bytes; None: no limit besides the batches' own
     verbose: bool = False
+    throttling: dict[str, float] = dataclasses.field(default_factory=dict)
 
     def to_line(self) -> bytes:
         data = dataclasses.asdict(self)
@@ -188,7 +189,12 @@ class Worker:
         executor = self._executors.get(domain)
         if executor is None:
             group = JobQueueGroup(self.backend, domain)
-            executor = JobExecutor(group, backoffs=self.backoffs, should_stop=self.should_stop)
+            executor = JobExecutor(
+                group,
+                throttling=self.boot.throttling,
+                backoffs=self.backoffs,
+                should_stop=self.should_stop,
+            )
             self._executors[domain] = executor
         return executor
 

@@ -242,7 +242,7 @@ class PythonDispatcher(Dispatcher):
         self.config = config
         self.size = max(1, size)
         self.boot = Boot(config.modules, config.paths, queue, config.batch, config.max_batches,
-                         max_memory, verbose)  # fmt: skip
+                         max_memory, verbose, dict(config.throttling))  # fmt: skip
         self.argv = list(argv)
         self.env = env
         self.workers: list[_Worker] = []  # every process not reaped yet, leaving ones too
