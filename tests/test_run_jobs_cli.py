@@ -49,6 +49,13 @@ class RefTestFail(Job):
 class RefTestThrow(Job):
     def run(self) -> bool:
         raise RuntimeError("refTestThrow: deliberate exception")
+
+
+@register("chatty")
+class Chatty(Job):
+    def run(self) -> bool:
+        print("chatty job says hello")
+        return True
 """
 
 
@@ -279,6 +286,17 @@ def test_config_file_names_the_server_and_the_job_modules(
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["jobs"][0]["type"] == "refTestFail"
+
+
+def test_what_a_job_prints_goes_to_stderr_in_json_mode(
+    redis_server: RedisServer, jobs_dir: Path, group: JobQueueGroup
+) -> None:
+    push(group, "chatty", 2)
+    done = run_jobs(redis_server, jobs_dir, "--result=json")
+    assert done.returncode == 0, done.stderr
+    response = json.loads(done.stdout)  # stdout is the result document alone
+    assert [job["status"] for job in response["jobs"]] == ["ok", "ok"]
+    assert done.stderr.count("chatty job says hello") == 2
 
 
 def test_config_file_throttling_rates_apply(

@@ -7,6 +7,7 @@ command; otherwise the per-job log lines and ``Job queue is empty.``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import sys
@@ -164,7 +165,10 @@ def run_jobs(
         batch=batch,
     )
     while True:
-        outcome = executor.run(options)
+        # In JSON mode stdout carries only the result (the jobrunner parses it): whatever a
+        # job prints goes to stderr.
+        with contextlib.redirect_stdout(sys.stderr if as_json else sys.stdout):
+            outcome = executor.run(options)
         _print(outcome, as_json)
         if not wait or outcome.reached in FINAL:
             break
