@@ -5,7 +5,9 @@ A backend's test module subclasses :class:`QueueContract` and provides two fixtu
 * ``backend``: a fresh, empty :class:`QueueBackend` built with ``clock=clock`` (the
   :class:`FakeClock` fixture defined here), so tests move time instead of sleeping;
 * ``plant_corrupt``: a callable ``(queue, raw: bytes) -> job ID`` that puts ``raw`` in as
-  the record of a new unclaimed job, behind the jobs already queued (as a push would).
+  the record of a new unclaimed job, behind the jobs already queued (as a push would);
+* ``plant_ghost``: a callable ``(queue) -> job ID`` that queues an ID with no record at all
+  (what old MediaWiki acks could leave behind), behind the jobs already queued.
 
 The semantics are MediaWiki's JobQueueRedis (spec §2, §4) with the fixes mwjobs makes
 (abandoned jobs keep a queue listed until pruned, spec §14 item 9; a corrupt record never
@@ -30,9 +32,10 @@ from mwjobs.queues.base import (
 )
 from tests.queues.clock import START, FakeClock
 
-__all__ = ["DOMAIN", "TYPE", "EventRecorder", "PlantCorrupt", "QueueContract"]
+__all__ = ["DOMAIN", "TYPE", "EventRecorder", "PlantCorrupt", "PlantGhost", "QueueContract"]
 
 PlantCorrupt = Callable[[JobQueue, bytes], str]
+PlantGhost = Callable[[JobQueue], str]
 
 DOMAIN = "enwiki"
 TYPE = "null"
@@ -630,6 +633,22 @@ class QueueContract:
         queue.push([job(2), job(3)])
         assert ns(queue.pop_many(3)) == [1, 2, 3]
         assert queue.sizes().abandoned == 2
+
+    def test_ghost_id_is_dropped_and_never_ends_a_pop(
+        self, queue: JobQueue, plant_ghost: PlantGhost, clock: FakeClock
+    ) -> None:
+        queue.push([job(1)])
+        ghost = plant_ghost(queue)
+        queue.push([job(2)])
+        popped = queue.pop_many(5)
+        assert ns(popped) == [1, 2]
+        assert ghost not in {j.id for j in popped}
+        # Dropped, not left claimed (spec §14 item 15 fix): only the real jobs remain.
+        assert queue.sizes() == QueueSizes(unclaimed=0, claimed=2, abandoned=0, delayed=0)
+        queue.ack_many(popped)
+        clock.advance(3600 + 1)
+        assert queue.maintain(POLICY) == MaintenanceResult()
+        assert queue.sizes().total == 0
 
     def test_corrupt_record_is_pruned_after_retention(
         self, queue: JobQueue, plant_corrupt: PlantCorrupt, clock: FakeClock

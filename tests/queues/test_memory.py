@@ -21,6 +21,7 @@ from tests.queues.contract import (
     DOMAIN,
     TYPE,
     PlantCorrupt,
+    PlantGhost,
     QueueContract,
     dedup_job,
     drain,
@@ -38,6 +39,15 @@ class TestMemoryContract(QueueContract):
     @pytest.fixture
     def backend(self, clock: FakeClock) -> MemoryBackend:
         return MemoryBackend(clock=clock)
+
+    @pytest.fixture
+    def plant_ghost(self, backend: MemoryBackend) -> PlantGhost:
+        def plant(queue: JobQueue) -> str:
+            job_id = new_job_id()
+            backend.plant_ghost(queue.domain, queue.type, job_id)
+            return job_id
+
+        return plant
 
     @pytest.fixture
     def plant_corrupt(self, backend: MemoryBackend) -> PlantCorrupt:
@@ -247,29 +257,6 @@ def test_queue_objects_share_the_backend_state(backend: MemoryBackend) -> None:
 
 
 # -- Redis-exact details ---------------------------------------------------------------------
-
-
-def test_ghost_id_does_not_stop_a_pop_batch(backend: MemoryBackend, queue: MemoryQueue) -> None:
-    queue.push([job(1)])
-    backend.plant_ghost(DOMAIN, TYPE, "0" * 32)
-    queue.push([job(2)])
-    assert ns(queue.pop_many(5)) == [1, 2]
-    assert queue.sizes().claimed == 3  # the ghost stays claimed, as on Redis
-    assert sorted(ns(queue.list_jobs(JobState.CLAIMED))) == [1, 2]  # same second
-
-
-def test_ghost_id_is_cleaned_up_by_maintenance(
-    backend: MemoryBackend, queue: MemoryQueue, clock: FakeClock
-) -> None:
-    backend.plant_ghost(DOMAIN, TYPE, "0" * 32)
-    assert queue.pop() is None
-    one_try = MaintenancePolicy(claim_ttl=3600, max_attempts=1)
-    clock.advance(3600)
-    assert queue.maintain(one_try) == MaintenanceResult(abandoned=1)
-    clock.now = T0 + 7 * DAY
-    assert queue.maintain(one_try) == MaintenanceResult(pruned=1)
-    assert backend.queues_with_jobs() == []
-    assert backend._stores == {}  # nothing left behind
 
 
 def test_release_time_in_the_past_still_waits_for_maintenance(queue: MemoryQueue) -> None:

@@ -25,7 +25,7 @@ from mwjobs.queues.endpoint import RedisEndpoint, parse_redis_endpoint
 from mwjobs.queues.redis import GHOST_BUDGET, RedisBackend, RedisJobQueue
 from mwjobs.queues.redis_lua import load_scripts
 from tests.queues.clock import START, FakeClock
-from tests.queues.contract import EventRecorder, PlantCorrupt, QueueContract
+from tests.queues.contract import EventRecorder, PlantCorrupt, PlantGhost, QueueContract
 from tests.servers import RedisServer, free_port
 
 T0 = int(START)
@@ -77,6 +77,15 @@ class TestRedisContract(QueueContract):
         backend = RedisBackend(redis_server.url, clock=clock)
         yield backend
         backend.close()
+
+    @pytest.fixture
+    def plant_ghost(self, redis_client: redis.Redis) -> PlantGhost:
+        def plant_ghost(queue: JobQueue) -> str:
+            job_id = new_job_id()
+            plant(redis_client, queue, job_id, None)
+            return job_id
+
+        return plant_ghost
 
     @pytest.fixture
     def plant_corrupt(self, redis_client: redis.Redis) -> PlantCorrupt:

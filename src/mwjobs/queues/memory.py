@@ -11,7 +11,7 @@ Differences from Redis, on purpose:
   so they are pruned (the chron script drops such queues and leaks them, spec §14 item 9).
 * A pop meets a corrupt record or a ghost ID (an ID without data) and goes on with the
   next job instead of stopping the batch (spec §4.2, §14 item 15); corrupt records are
-  set aside as abandoned, ghosts stay claimed for maintenance to clean up.
+  set aside as abandoned, ghost IDs are dropped (both as the Redis backend does).
 
 All state sits behind one lock, so one backend can be shared by threads.
 """
@@ -98,6 +98,11 @@ class _Store:
         self.claimed[job_id] = now
         self.attempts[job_id] = self.attempts.get(job_id, 0) + 1
         return job_id
+
+    def drop_ghost(self, job_id: str) -> None:
+        """Forget a just-claimed ID that has no record (the Redis pop script's ghost rule)."""
+        self.claimed.pop(job_id, None)
+        self.attempts.pop(job_id, None)
 
     def set_aside(self, job_id: str) -> None:
         """Move a claimed job with an unreadable record to abandoned, keeping its claim time."""
@@ -217,8 +222,10 @@ class MemoryQueue(JobQueue):
                 job_id = store.claim(now)
                 blob = store.data.get(job_id)
                 if blob is None:
-                    # A ghost ID stays claimed until maintenance recycles, abandons, prunes it.
-                    log.warning("%s job %s of %s has no data", self.type, job_id, self.domain)
+                    # A ghost ID (no record) is dropped and the pop goes on, as on Redis.
+                    log.warning("dropped %s job %s of %s: it has no record",
+                                self.type, job_id, self.domain)  # fmt: skip
+                    store.drop_ghost(job_id)
                     continue
                 job = self._decode(job_id, blob, store.attempts[job_id], JobState.CLAIMED)
                 if job is None:
