@@ -464,27 +464,20 @@ def _mw_timestamp(raw: bytes | str | None) -> int | None:
 
 
 def make_client(endpoint: RedisEndpoint) -> redis.Redis:
-    no_retry = Retry(NoBackoff(), 0)  # see the module docstring
-    if endpoint.unix_socket is not None:
-        return redis.Redis(
-            unix_socket_path=endpoint.unix_socket,
-            db=endpoint.db,
-            username=endpoint.username,
-            password=endpoint.password,
-            socket_connect_timeout=endpoint.connect_timeout,
-            socket_timeout=endpoint.read_timeout,
-            retry=no_retry,
-        )
+    # Only the address differs between a Unix socket and TCP (with or without TLS).
+    where: dict[str, Any] = (
+        {"unix_socket_path": endpoint.unix_socket}
+        if endpoint.unix_socket is not None
+        else {"host": endpoint.host, "port": endpoint.port, "ssl": endpoint.tls}
+    )
     return redis.Redis(
-        host=endpoint.host,
-        port=endpoint.port,
+        **where,
         db=endpoint.db,
         username=endpoint.username,
         password=endpoint.password,
-        ssl=endpoint.tls,
         socket_connect_timeout=endpoint.connect_timeout,
         socket_timeout=endpoint.read_timeout,
-        retry=no_retry,
+        retry=Retry(NoBackoff(), 0),  # see the module docstring
     )
 
 
