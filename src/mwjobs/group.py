@@ -24,7 +24,7 @@ from mwjobs.codec import PhpKey, PhpValue
 from mwjobs.errors import ConfigError
 from mwjobs.job import JobSpec, QueuedJob
 from mwjobs.jobs import Job
-from mwjobs.queues.base import Clock, JobQueue, QueueBackend
+from mwjobs.queues.base import Clock, JobQueue, JobWaiter, PollingWaiter, QueueBackend
 from mwjobs.registry import JobRegistry, default_registry
 
 __all__ = ["JobQueueGroup", "configure", "default_group", "push"]
@@ -119,6 +119,19 @@ class JobQueueGroup:
                 return jobs
             self._with_jobs = None  # stale: ask the backend again next time (as MediaWiki)
         return []
+
+    # -- waiting ------------------------------------------------------------------------
+
+    def waiter(self, job_type: str | None = None) -> JobWaiter:
+        """A waiter for new jobs of ``job_type`` (None: every default type), for a runner
+        gone idle; see :class:`~mwjobs.queues.base.JobWaiter`. The queues' backend's own
+        waiter when they share one (Redis: pushes hand jobs over), else polling."""
+        types = [job_type] if job_type is not None else self.default_types()
+        queues = [self.queue(t) for t in types]
+        backends = {id(queue.backend): queue.backend for queue in queues}
+        if len(backends) == 1:
+            return next(iter(backends.values())).waiter(queues)
+        return PollingWaiter(queues)
 
     def default_types(self) -> list[str]:
         """Registered types minus those excluded from the default queue."""

@@ -47,6 +47,9 @@ QUEUE_PROPS: Final = (
     "h-attempts",
     "h-data",
 )
+# mwjobs' own per-queue key (consumers blocked on the queue, see queues/lua/push.lua): named
+# like MediaWiki's so it lives beside them; MediaWiki never reads or writes it.
+MWJOBS_QUEUE_PROPS: Final = ("z-mwjobsWaiters",)
 
 ROOT_JOB_TTL: Final = 28 * 86400
 
@@ -62,13 +65,13 @@ def _queue_key_prefix(domain: str, job_type: str) -> str:
 def queue_key(domain: str, job_type: str, prop: str) -> str:
     """``JobQueueRedis::getQueueKey``: ``{wikiId}:jobqueue:{type}:{prop}``, each part
     rawurlencoded (the suffixes need no encoding)."""
-    if prop not in QUEUE_PROPS:
+    if prop not in QUEUE_PROPS and prop not in MWJOBS_QUEUE_PROPS:
         raise ValueError(f"unknown queue key suffix {prop!r}")
     return _queue_key_prefix(domain, job_type) + prop
 
 
 def queue_keys(domain: str, job_type: str) -> dict[str, str]:
-    """All eight per-queue key names, by suffix."""
+    """MediaWiki's eight per-queue key names, by suffix."""
     return {prop: queue_key(domain, job_type, prop) for prop in QUEUE_PROPS}
 
 

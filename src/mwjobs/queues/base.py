@@ -29,8 +29,10 @@ __all__ = [
     "Clock",
     "EventSink",
     "JobQueue",
+    "JobWaiter",
     "MaintenancePolicy",
     "MaintenanceResult",
+    "PollingWaiter",
     "QueueBackend",
     "QueueSizes",
 ]
@@ -236,6 +238,42 @@ class JobQueue(abc.ABC):
         """The maintenance step itself, atomic per phase."""
 
 
+class JobWaiter(abc.ABC):
+    """An idle consumer waiting for new jobs on some queues (:meth:`QueueBackend.waiter`)."""
+
+    @abc.abstractmethod
+    def wait(self, timeout: float) -> list[QueuedJob]:
+        """Block until there may be work, at most ``timeout`` seconds. Returns the jobs a
+        push claimed for this consumer while it waited (run them, or hand them back), or
+        ``[]``: a queue has ready jobs or the time is up; either way, pop next."""
+
+    @abc.abstractmethod
+    def close(self) -> list[QueuedJob]:
+        """Stop waiting for good. Returns jobs claimed for this consumer that no
+        :meth:`wait` returned yet: the caller runs them or hands them back."""
+
+
+class PollingWaiter(JobWaiter):
+    """The portable waiter: looks at the queues' sizes every ``interval`` seconds. Nothing is
+    ever claimed for it."""
+
+    def __init__(self, queues: Sequence[JobQueue], interval: float = 0.05) -> None:
+        self.queues = list(queues)
+        self.interval = interval
+
+    def wait(self, timeout: float) -> list[QueuedJob]:
+        deadline = time.monotonic() + timeout
+        while not any(queue.sizes().unclaimed for queue in self.queues):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            time.sleep(min(self.interval, left))  # a poll interval, not synchronisation
+        return []
+
+    def close(self) -> list[QueuedJob]:
+        return []
+
+
 class QueueBackend(abc.ABC):
     """A storage place for queues; makes :class:`JobQueue` objects. Never connects at import
     or construction time; the first operation connects."""
@@ -271,6 +309,11 @@ class QueueBackend(abc.ABC):
             except Exception as exc:  # one bad queue must not stop the others
                 results.append(exc)
         return results
+
+    def waiter(self, queues: Sequence[JobQueue]) -> JobWaiter:
+        """A waiter for new jobs on ``queues`` (all of this backend); backends that can be
+        told about pushes override this with something better than polling."""
+        return PollingWaiter(queues)
 
     def close(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing
         """Release connections; the backend can still reconnect if used again."""

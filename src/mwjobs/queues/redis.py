@@ -44,6 +44,7 @@ from mwjobs.queues.base import (
     Clock,
     EventSink,
     JobQueue,
+    JobWaiter,
     MaintenancePolicy,
     MaintenanceResult,
     QueueBackend,
@@ -87,6 +88,7 @@ class QueueKeys:
     sha1_by_id: str
     attempts: str
     data: str
+    waiters: str  # an mwjobs extension: consumers blocked on this queue (push.lua)
     queue_id: str
 
     @classmethod
@@ -103,13 +105,14 @@ class QueueKeys:
             sha1_by_id=key("h-sha1ById"),
             attempts=key("h-attempts"),
             data=key("h-data"),
+            waiters=key("z-mwjobsWaiters"),
             queue_id=queue_id_json(job_type, domain),
         )
 
     # The KEYS lists, in each script's header order.
     def for_push(self) -> list[str]:
         return [self.unclaimed, self.sha1_by_id, self.id_by_sha1, self.delayed, self.data,
-                QUEUES_WITH_JOBS_KEY]  # fmt: skip
+                QUEUES_WITH_JOBS_KEY, self.waiters, self.claimed, self.attempts]  # fmt: skip
 
     def for_pop(self) -> list[str]:
         return [self.unclaimed, self.sha1_by_id, self.id_by_sha1, self.claimed, self.attempts,
@@ -248,6 +251,15 @@ class RedisBackend(QueueBackend):
                 results.append(queue.count_maintenance(_maintenance_result(reply)))
         return results
 
+    def waiter(self, queues: Sequence[JobQueue]) -> JobWaiter:
+        """A :class:`~mwjobs.queues.redis_handoff.HandoffWaiter`: pushes hand jobs over."""
+        from mwjobs.queues.redis_handoff import HandoffWaiter  # noqa: PLC0415 - it imports us
+
+        mine = [queue for queue in queues if isinstance(queue, RedisJobQueue)]
+        if len(mine) != len(queues) or any(queue.redis is not self for queue in mine):
+            raise ValueError(f"{self}: a waiter's queues must all be on this backend")
+        return HandoffWaiter(self, mine)
+
     def close(self) -> None:
         if self._client is not None and self._owns_client:
             self._client.close()
@@ -279,7 +291,7 @@ class RedisJobQueue(JobQueue):
             blob = encode_record(record, compress=self.redis.compression)
             release = str(record.release_timestamp or 0)
             items[record.sha1 or job_id] = (job_id, record.sha1, release, blob)
-        args: list[Arg] = [self.keys.queue_id, self.redis.wake_channel]
+        args: list[Arg] = [self.keys.queue_id, self.redis.wake_channel, now]
         for item in items.values():
             args.extend(item)
         return int(self._run("push to", self.redis.scripts.push, self.keys.for_push(), args))
@@ -309,6 +321,17 @@ class RedisJobQueue(JobQueue):
             if drained:
                 break
         return jobs
+
+    def take_handed(self, raw_id: bytes, blob: bytes, attempts: int) -> QueuedJob | None:
+        """A job push.lua claimed for a waiting consumer (:mod:`~mwjobs.queues.redis_handoff`),
+        with pop's semantics: counted as a pop, superseded root jobs marked, an unreadable
+        record set aside (None)."""
+        job = self._decode(raw_id, blob, attempts, JobState.CLAIMED)
+        if job is None:
+            self._set_aside([raw_id], self._now())
+            return None
+        self._event("pops")
+        return self._mark_superseded(job)
 
     def _decode(
         self, raw_id: bytes, blob: bytes, attempts: int, state: JobState

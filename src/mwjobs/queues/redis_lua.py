@@ -85,6 +85,8 @@ class Scripts:
     maintain: LuaScript
     delete: LuaScript
     set_aside: LuaScript
+    wait: LuaScript
+    leave: LuaScript
 
 
 def load_scripts() -> Scripts:

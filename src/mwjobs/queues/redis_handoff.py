@@ -1,0 +1,125 @@
+"""Handoff: an idle consumer blocks on Redis and gets the next pushed job already claimed.
+
+MediaWiki's Redis layout has no blocking pop: a consumer learns of new jobs by polling, or
+(mwjobs) from the push wake-up channel, and then pops, one more round trip. A
+:class:`HandoffWaiter` instead registers itself on its queues' ``z-mwjobsWaiters`` set
+(``wait.lua``, only while the queues are empty, checked in the same script) and blocks in
+``BLPOP`` on its own list. mwjobs' push script, finding a live waiter on an empty queue,
+claims the job for it exactly as a pop would (``z-claimed``, ``h-attempts``) and appends the
+record to that list: Redis answers the blocked ``BLPOP`` at once, so the job reaches the
+consumer with the push's own round trip. Pushes from MediaWiki hand nothing over; the
+consumer sees them when its wait times out and the next ``wait.lua`` finds them ready.
+
+A handed-over job is an ordinary claimed job: acked when it ran, recycled by the chron after
+the claim TTL if its consumer died. Registrations expire on their own a little after the
+consumer's block ends, so a consumer killed while idle strands at most the jobs pushed in
+that moment (claimed, recycled by the chron, never lost).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from collections.abc import Sequence
+
+import redis
+
+from mwjobs.job import QueuedJob
+from mwjobs.queues.base import JobWaiter
+from mwjobs.queues.redis import RedisBackend, RedisJobQueue, make_client
+
+__all__ = ["HANDOFF_PREFIX", "MAX_WAIT", "HandoffWaiter", "parse_handoff"]
+
+log = logging.getLogger(__name__)
+
+HANDOFF_PREFIX = "mwjobs:jobqueue:handoff:"
+# The longest block per wait() (a longer timeout is cut to this); the connection's read
+# timeout is the endpoint's plus this, so a vanished server still ends the block.
+MAX_WAIT = 30.0
+# A registration outlives the block by this much, covering the round trip back to wait.lua.
+REGISTRATION_GRACE = 0.5
+
+
+def parse_handoff(item: bytes) -> tuple[str, bytes, int, bytes]:
+    """(queue ID, job ID, attempts, record) of one handoff list entry (push.lua's format:
+    the first three fields end with NUL bytes; the record is the rest, NULs and all)."""
+    queue_id, raw_id, attempts, blob = item.split(b"\0", 3)
+    return queue_id.decode(), raw_id, int(attempts), blob
+
+
+class HandoffWaiter(JobWaiter):
+    """One consumer's handoff list and registrations on ``queues`` (all on ``backend``).
+    Uses its own connection, since ``BLPOP`` holds it while blocked."""
+
+    def __init__(self, backend: RedisBackend, queues: Sequence[RedisJobQueue]) -> None:
+        if not queues:
+            raise ValueError("a waiter needs at least one queue")
+        self.backend = backend
+        self.queues = {queue.keys.queue_id: queue for queue in queues}
+        self.key = HANDOFF_PREFIX + os.urandom(16).hex()
+        self._wait_keys = [self.key]
+        for queue in queues:
+            self._wait_keys += [queue.keys.unclaimed, queue.keys.waiters]
+        self._leave_keys = [self.key, *(queue.keys.waiters for queue in queues)]
+        self._client: redis.Redis | None = None
+        self._registered = False
+
+    def __repr__(self) -> str:
+        return f"<HandoffWaiter {self.key} on {len(self.queues)} queue(s) of {self.backend}>"
+
+    @property
+    def client(self) -> redis.Redis:
+        if self._client is None:
+            endpoint = self.backend.endpoint
+            self._client = make_client(
+                dataclasses.replace(endpoint, read_timeout=endpoint.read_timeout + MAX_WAIT)
+            )
+        return self._client
+
+    def wait(self, timeout: float) -> list[QueuedJob]:
+        timeout = min(max(timeout, 0.01), MAX_WAIT)
+        ttl_ms = int((timeout + REGISTRATION_GRACE) * 1000)
+        scripts = self.backend.scripts
+        with self.backend.guard("waiting for jobs"):
+            reply = scripts.wait.run(self.client, self._wait_keys, [ttl_ms])
+            handed = int(reply[0])
+            if handed:  # claimed for us after an earlier wait returned
+                items: list[bytes] = self.client.lpop(self.key, handed) or []  # type: ignore[assignment]
+                return self._jobs(items)
+            if len(reply) > 1:  # ready jobs: pop them
+                return []
+            self._registered = True
+            popped: tuple[bytes, bytes] | None = self.client.blpop([self.key], timeout)  # type: ignore[assignment]
+        return self._jobs([popped[1]]) if popped else []
+
+    def close(self) -> list[QueuedJob]:
+        if not self._registered:
+            self._drop_client()
+            return []
+        with self.backend.guard("leaving the waiters"):
+            items: list[bytes] = self.backend.scripts.leave.run(
+                self.client, self._leave_keys, []
+            )
+        self._registered = False
+        self._drop_client()
+        return self._jobs(items)
+
+    def _drop_client(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def _jobs(self, items: Sequence[bytes]) -> list[QueuedJob]:
+        jobs: list[QueuedJob] = []
+        for item in items:
+            try:
+                queue_id, raw_id, attempts, blob = parse_handoff(item)
+                queue = self.queues[queue_id]
+            except (ValueError, KeyError) as exc:  # not push.lua's: its claim, if any, recycles
+                log.error("%s: ignoring a malformed handoff entry %r: %s", self, item[:200], exc)
+                continue
+            job = queue.take_handed(raw_id, blob, attempts)
+            if job is not None:
+                jobs.append(job)
+        return jobs

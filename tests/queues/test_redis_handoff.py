@@ -1,0 +1,242 @@
+"""Handoff: a push claims its job for a consumer blocked in ``HandoffWaiter.wait``."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+import redis
+
+from mwjobs.codec import QUEUES_WITH_JOBS_KEY, encode_record
+from mwjobs.job import JobSpec, JobState, QueuedJob, new_root_job_params
+from mwjobs.queues.base import JobWaiter, MaintenancePolicy
+from mwjobs.queues.redis import RedisBackend, RedisJobQueue
+from mwjobs.queues.redis_handoff import HANDOFF_PREFIX, HandoffWaiter, parse_handoff
+from tests.servers import RedisServer, wait_until
+
+
+@pytest.fixture
+def backend(redis_server: RedisServer, redis_client: redis.Redis) -> Iterator[RedisBackend]:
+    backend = RedisBackend(redis_server.url)  # redis_client flushed the server first
+    yield backend
+    backend.close()
+
+
+class Waiting:
+    """``waiter.wait(timeout)`` in a thread, so the test can push while it blocks."""
+
+    def __init__(self, waiter: JobWaiter, timeout: float) -> None:
+        self.result: list[QueuedJob] | None = None
+        self.thread = threading.Thread(target=self._run, args=(waiter, timeout), daemon=True)
+        self.thread.start()
+
+    def _run(self, waiter: JobWaiter, timeout: float) -> None:
+        self.result = waiter.wait(timeout)
+
+    def join(self) -> list[QueuedJob]:
+        self.thread.join(10)
+        assert self.result is not None, "the wait did not return"
+        return self.result
+
+
+def registered(client: redis.Redis, queue: RedisJobQueue) -> Callable[[], bool]:
+    return lambda: int(client.zcard(queue.keys.waiters)) > 0
+
+
+def spec(n: int, **options: object) -> JobSpec:
+    return JobSpec.create("null", {"n": n}, **options)  # type: ignore[arg-type]
+
+
+def test_a_push_hands_its_job_to_the_blocked_waiter_already_claimed(
+    backend: RedisBackend, redis_client: redis.Redis
+) -> None:
+    queue = backend.queue("enwiki", "null")
+    waiter = backend.waiter([queue])
+    assert isinstance(waiter, HandoffWaiter)
+    waiting = Waiting(waiter, 10)
+    wait_until(registered(redis_client, queue), 5, "the waiter's registration")
+    started = time.monotonic()
+    assert queue.push([spec(1, remove_duplicates=True)]) == 1
+    [job] = waiting.join()
+    assert time.monotonic() - started < 2  # woken by the push, not by the 10 s timeout
+    assert job.params["n"] == 1 and job.state is JobState.CLAIMED and job.attempts == 1
+    # Exactly the state a pop leaves: claimed with a time, attempts 1, no dedup entry, the
+    # record as pushed, the queue registered for the chron; nothing unclaimed.
+    assert redis_client.llen(queue.keys.unclaimed) == 0
+    assert redis_client.zscore(queue.keys.claimed, job.id) is not None
+    assert redis_client.hget(queue.keys.attempts, job.id) == b"1"
+    assert redis_client.hlen(queue.keys.id_by_sha1) == 0
+    assert redis_client.hlen(queue.keys.sha1_by_id) == 0
+    assert redis_client.sismember(QUEUES_WITH_JOBS_KEY, queue.keys.queue_id)
+    assert redis_client.zcard(queue.keys.waiters) == 0  # one job per waiter
+    assert queue.ack(job) is True
+    assert queue.sizes().total == 0
+    # A claimed job no longer blocks a duplicate (as after a pop).
+    assert queue.push([spec(1, remove_duplicates=True)]) == 1
+    assert waiter.close() == []
+
+
+def test_the_handed_record_is_byte_identical_to_a_queued_one(
+    backend: RedisBackend, redis_client: redis.Redis
+) -> None:
+    queue = backend.queue("enwiki", "null")
+    waiter = backend.waiter([queue])
+    waiting = Waiting(waiter, 10)
+    wait_until(registered(redis_client, queue), 5, "the waiter's registration")
+    pushed = spec(7)
+    queue.push([pushed])
+    [job] = waiting.join()
+    stored = redis_client.hget(queue.keys.data, job.id)
+    assert stored == encode_record(pushed.to_record(job.id, job.enqueue_timestamp))
+    waiter.close()
+
+
+def test_ready_jobs_return_at_once_without_registering(
+    backend: RedisBackend, redis_client: redis.Redis
+) -> None:
+    queue = backend.queue("enwiki", "null")
+    queue.push([spec(1)])
+    waiter = backend.waiter([queue])
+    started = time.monotonic()
+    assert waiter.wait(10) == []  # pop it yourself
+    assert time.monotonic() - started < 2
+    assert redis_client.zcard(queue.keys.waiters) == 0
+    assert queue.sizes().unclaimed == 1
+    assert waiter.close() == []
+
+
+def test_a_batch_hands_one_job_and_queues_the_rest_in_order(
+    backend: RedisBackend, redis_client: redis.Redis
+) -> None:
+    queue = backend.queue("enwiki", "null")
+    waiter = backend.waiter([queue])
+    waiting = Waiting(waiter, 10)
+    wait_until(registered(redis_client, queue), 5, "the waiter's registration")
+    assert queue.push([spec(1), spec(2), spec(3)]) == 3
+    [job] = waiting.join()
+    assert job.params["n"] == 1
+    assert [j.params["n"] for j in queue.pop_many(10)] == [2, 3]
+    waiter.close()
+
+
+def test_delayed_jobs_are_never_handed_over(
+    backend: RedisBackend, redis_client: redis.Redis
+) -> None:
+    queue = backend.queue("enwiki", "null")
+    waiter = backend.waiter([queue])
+    waiting = Waiting(waiter, 0.5)
+    wait_until(registered(redis_client, queue), 5, "the waiter's registration")
+    queue.push([spec(1, delay=600)])
+    assert waiting.join() == []  # timed out
+    assert queue.sizes().delayed == 1 and queue.sizes().claimed == 0
+    waiter.close()
+
+
+def test_an_expired_registration_gets_nothing(
+    backend: RedisBackend, redis_client: redis.Redis
+) -> None:
+    queue = backend.queue("enwiki", "null")
+    gone = HANDOFF_PREFIX + "dead"
+    redis_client.zadd(queue.keys.waiters, {gone: 1})  # expired in 1970
+    queue.push([spec(1)])
+    assert queue.sizes().unclaimed == 1
+    assert not redis_client.exists(gone)
+    assert redis_client.zcard(queue.keys.waiters) == 0  # swept by the push
+
+
+def test_no_handoff_while_older_jobs_wait_in_the_queue(
+    backend: RedisBackend, redis_client: redis.Redis
+) -> None:
+    # A waiter registered, then an older job arrived without a handoff (as MediaWiki's own
+    # push does): the next push must queue behind it, not jump ahead.
+    queue = backend.queue("enwiki", "null")
+    live = HANDOFF_PREFIX + "live"
+    redis_client.zadd(queue.keys.waiters, {live: time.time() * 1000 + 60_000})
+    redis_client.lpush(queue.keys.unclaimed, "older")
+    redis_client.hset(queue.keys.data, "older", encode_record(spec(0).to_record("older", 1)))
+    queue.push([spec(1)])
+    assert not redis_client.exists(live)
+    assert [j.params["n"] for j in queue.pop_many(10)] == [0, 1]
+
+
+def test_close_returns_jobs_handed_over_after_the_last_wait(
+    backend: RedisBackend, redis_client: redis.Redis
+) -> None:
+    first, second = backend.queue("enwiki", "null"), backend.queue("enwiki", "other")
+    waiter = backend.waiter([first, second])
+    waiting = Waiting(waiter, 10)
+    wait_until(registered(redis_client, second), 5, "the waiter's registrations")
+    first.push([spec(1)])
+    assert [j.params["n"] for j in waiting.join()] == [1]
+    # Still registered on the other queue (until the registration expires): its next job
+    # is claimed for us while we are busy, and close() returns it.
+    second.push([JobSpec.create("other", {"n": 2})])
+    assert second.sizes().unclaimed == 0 and second.sizes().claimed == 1
+    [left] = waiter.close()
+    assert left.type == "other" and left.params["n"] == 2
+    assert redis_client.zcard(second.keys.waiters) == 0
+    second.push([JobSpec.create("other", {"n": 3})])  # after close: queued normally
+    assert second.sizes().unclaimed == 1
+
+
+def test_a_job_handed_to_a_dead_consumer_is_recycled_by_the_chron(
+    backend: RedisBackend, redis_client: redis.Redis
+) -> None:
+    queue = backend.queue("enwiki", "null")
+    dead = HANDOFF_PREFIX + "dead"
+    redis_client.zadd(queue.keys.waiters, {dead: time.time() * 1000 + 60_000})
+    queue.push([spec(1)])
+    assert redis_client.llen(dead) == 1 and 0 < redis_client.pttl(dead) <= 60_000
+    claimed_at = int(redis_client.zrange(queue.keys.claimed, 0, 0, withscores=True)[0][1])
+    result = queue.maintain(MaintenancePolicy(claim_ttl=10, max_attempts=3), claimed_at + 11)
+    assert result.released == 1
+    [job] = queue.pop_many(1)
+    assert job.params["n"] == 1 and job.attempts == 2
+
+
+def test_an_unreadable_handed_record_is_set_aside(
+    backend: RedisBackend, redis_client: redis.Redis
+) -> None:
+    queue = backend.queue("enwiki", "null")
+    waiter = backend.waiter([queue])
+    waiting = Waiting(waiter, 10)
+    wait_until(registered(redis_client, queue), 5, "the waiter's registration")
+    keys = queue.keys.for_push()
+    backend.scripts.push.run(redis_client, keys, [queue.keys.queue_id, "", 1, "bad", "", 0,
+                                                  b"a:1:{broken"])  # fmt: skip
+    assert waiting.join() == []
+    assert redis_client.zscore(queue.keys.abandoned, "bad") is not None
+    assert redis_client.zcard(queue.keys.claimed) == 0
+    waiter.close()
+
+
+def test_superseded_root_jobs_come_back_as_duplicates(
+    backend: RedisBackend, redis_client: redis.Redis
+) -> None:
+    queue = backend.queue("enwiki", "null")
+    older = new_root_job_params("Template:X", now=1_700_000_000)
+    newer = new_root_job_params("Template:X", now=1_700_000_060)
+    queue.push([JobSpec.create("null", newer)])  # registers the newer root
+    queue.pop_many(1)
+    waiter = backend.waiter([queue])
+    waiting = Waiting(waiter, 10)
+    wait_until(registered(redis_client, queue), 5, "the waiter's registration")
+    queue.push([JobSpec.create("null", older)])  # a late job of the older batch
+    [job] = waiting.join()
+    assert job.is_duplicate
+    waiter.close()
+
+
+def test_handoff_entries_keep_nul_bytes_of_the_record() -> None:
+    queue_id, raw_id, attempts, blob = parse_handoff(b'["null","enwiki"]\0abc\x003\0x\0y\0')
+    assert (queue_id, raw_id, attempts, blob) == ('["null","enwiki"]', b"abc", 3, b"x\0y\0")
+
+
+def test_waiters_are_for_one_backends_queues(
+    backend: RedisBackend, redis_server: RedisServer
+) -> None:
+    other = RedisBackend(redis_server.url)
+    with pytest.raises(ValueError, match="must all be on this backend"):
+        backend.waiter([other.queue("enwiki", "null")])
