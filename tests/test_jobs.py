@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,7 @@ from mwjobs.group import JobQueueGroup
 from mwjobs.job import JobSpec, JobState, QueuedJob
 from mwjobs.jobs import DuplicateJob, Job, NullJob
 from mwjobs.queues.memory import MemoryBackend
+from mwjobs.queues.redis import RedisBackend
 from mwjobs.registry import (
     ENTRY_POINT_GROUP,
     JobRegistry,
@@ -380,6 +382,61 @@ def test_push_from_the_environment_connects_lazily(
     assert mwjobs.push("null", {"via": "env"}) == 1
     assert group_module.default_group().queue("null").sizes().unclaimed == 1
     group_module.default_group().queue("null").delete()
+
+
+@pytest.mark.usefixtures("no_default_group")
+def test_lazy_push_waits_for_the_end_of_the_deferred_block(backend: MemoryBackend) -> None:
+    mwjobs.configure(backend, DOMAIN)
+    mail = backend.queue(DOMAIN, "sendMail")
+    mwjobs.lazy_push("sendMail", {"n": 0})  # no block: pushed now (MediaWiki's CLI case)
+    assert mail.sizes().unclaimed == 1
+    with mwjobs.deferred():
+        mwjobs.lazy_push("sendMail", {"n": 1})
+        with mwjobs.deferred():  # nested: joins the outer block
+            mwjobs.lazy_push([JobSpec.create("sendMail", {"n": 2}), NullJob({})])
+            mwjobs.lazy_push(NullJob({}), wiki="dewiki")
+        assert mail.sizes().unclaimed == 1  # nothing yet, not even after the inner block
+    assert [j.params["n"] for j in mail.list_jobs(JobState.UNCLAIMED)] == [0, 1, 2]
+    assert backend.queue(DOMAIN, "null").sizes().unclaimed == 1
+    assert backend.queue("dewiki", "null").sizes().unclaimed == 1
+
+
+@pytest.mark.usefixtures("no_default_group")
+def test_a_failed_deferred_block_queues_nothing(backend: MemoryBackend) -> None:
+    mwjobs.configure(backend, DOMAIN)
+    with pytest.raises(RuntimeError, match="request failed"), mwjobs.deferred():
+        mwjobs.lazy_push("sendMail", {"n": 1})
+        raise RuntimeError("request failed")
+    assert backend.queue(DOMAIN, "sendMail").sizes().unclaimed == 0
+    with mwjobs.deferred():  # the next block starts empty
+        mwjobs.lazy_push("sendMail", {"n": 2})
+    assert [j.params["n"] for j in
+            backend.queue(DOMAIN, "sendMail").list_jobs(JobState.UNCLAIMED)] == [2]  # fmt: skip
+
+
+@pytest.mark.usefixtures("no_default_group")
+def test_deferred_blocks_are_per_thread(backend: MemoryBackend) -> None:
+    mwjobs.configure(backend, DOMAIN)
+    mail = backend.queue(DOMAIN, "sendMail")
+    with mwjobs.deferred():
+        other = threading.Thread(target=lambda: mwjobs.lazy_push("sendMail", {"n": 9}))
+        other.start()
+        other.join()
+        assert mail.sizes().unclaimed == 1  # the other thread had no block: pushed at once
+        mwjobs.lazy_push("sendMail", {"n": 1})
+    assert mail.sizes().unclaimed == 2
+
+
+@pytest.mark.usefixtures("no_default_group")
+def test_a_failing_deferred_push_still_pushes_the_other_wikis(
+    backend: MemoryBackend, redis_server: RedisServer
+) -> None:
+    mwjobs.configure(backend, DOMAIN)
+    down = JobQueueGroup(RedisBackend("redis://127.0.0.1:1/0"), "downwiki")
+    with pytest.raises(mwjobs.QueueError), mwjobs.deferred():
+        mwjobs.lazy_push("sendMail", {"n": 1}, group=down)
+        mwjobs.lazy_push("sendMail", {"n": 2})
+    assert backend.queue(DOMAIN, "sendMail").sizes().unclaimed == 1
 
 
 # -- FormatJson::encode --------------------------------------------------------------------

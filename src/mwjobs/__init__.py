@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mwjobs.errors import ConfigError, JobTypeError, MwJobsError, QueueError, RecordError
-from mwjobs.group import JobQueueGroup, configure, push
+from mwjobs.group import JobQueueGroup, configure, deferred, lazy_push, push
 from mwjobs.job import JobSpec, JobState, QueuedJob, new_root_job_params
 from mwjobs.jobs import Job, NullJob
 from mwjobs.registry import register
@@ -24,6 +24,8 @@ __all__ = [
     "RecordError",
     "__version__",
     "configure",
+    "deferred",
+    "lazy_push",
     "new_root_job_params",
     "push",
     "register",

@@ -13,12 +13,15 @@ connects before the first push.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import random
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 from mwjobs.codec import PhpKey, PhpValue
 from mwjobs.errors import ConfigError
@@ -27,7 +30,9 @@ from mwjobs.jobs import Job
 from mwjobs.queues.base import Clock, JobQueue, JobWaiter, PollingWaiter, QueueBackend
 from mwjobs.registry import JobRegistry, default_registry
 
-__all__ = ["JobQueueGroup", "configure", "default_group", "push"]
+__all__ = ["JobQueueGroup", "configure", "default_group", "deferred", "lazy_push", "push"]
+
+log = logging.getLogger(__name__)
 
 # How long the list of queues with jobs is reused for pops of "any default type"
 # (MediaWiki's process cache for JobQueueGroup::pop with USE_CACHE).
@@ -88,14 +93,26 @@ class JobQueueGroup:
     def push(self, jobs: Pushable | Sequence[Pushable]) -> int:
         """Push one job or a batch (specs or :class:`Job` objects), one atomic push per
         type; return how many were added (duplicates dropped by a queue do not count)."""
-        batch = [jobs] if isinstance(jobs, JobSpec | Job) else list(jobs)
-        by_type: dict[str, list[JobSpec]] = defaultdict(list)
-        for job in batch:
-            spec = job if isinstance(job, JobSpec) else job.to_spec()
-            by_type[spec.type].append(spec)
-        pushed = sum(self.queue(job_type).push(specs) for job_type, specs in by_type.items())
+        if isinstance(jobs, JobSpec):  # one spec (what mwjobs.push makes): nothing to group
+            pushed = self.queue(jobs.type).push([jobs])
+        else:
+            batch = [jobs] if isinstance(jobs, Job) else list(jobs)
+            by_type: dict[str, list[JobSpec]] = defaultdict(list)
+            for job in batch:
+                spec = job if isinstance(job, JobSpec) else job.to_spec()
+                by_type[spec.type].append(spec)
+            pushed = sum(self.queue(job_type).push(specs) for job_type, specs in by_type.items())
         self._with_jobs = None  # new work: look again on the next pop of any type
         return pushed
+
+    def lazy_push(self, jobs: Pushable | Sequence[Pushable]) -> None:
+        """Push at the end of this thread's :func:`deferred` block, or now without one."""
+        batch = [jobs] if isinstance(jobs, JobSpec | Job) else list(jobs)
+        specs = [job if isinstance(job, JobSpec) else job.to_spec() for job in batch]
+        if _deferred.depth:
+            _deferred.pending.append((self, specs))
+        else:
+            self.push(specs)
 
     # -- pop ----------------------------------------------------------------------------
 
@@ -201,6 +218,9 @@ def default_group() -> JobQueueGroup:
     """The group set by :func:`configure`, else one from ``MWJOBS_REDIS_URL`` and
     ``MWJOBS_WIKI``; :class:`ConfigError` when neither is there."""
     global _default  # noqa: PLW0603 - see configure
+    group = _default  # configure() swaps the whole reference, so a set one needs no lock
+    if group is not None:
+        return group
     with _default_lock:
         if _default is None:
             url, wiki = os.environ.get("MWJOBS_REDIS_URL"), os.environ.get("MWJOBS_WIKI")
@@ -243,22 +263,112 @@ def push(
         mwjobs.push("sendMail", {"to": "a@example.org"}, delay=60)
         mwjobs.push(NullJob({"lives": 3}), wiki="dewiki")
     """
+    target, jobs = _resolve(job, params, wiki, group, delay=delay, release_at=release_at,
+                            remove_duplicates=remove_duplicates, ignore_params=ignore_params,
+                            namespace=namespace, title=title)  # fmt: skip
+    return target.push(jobs)
+
+
+def lazy_push(
+    job: str | Pushable | Sequence[Pushable],
+    params: Mapping[PhpKey, PhpValue] | None = None,
+    *,
+    wiki: str | None = None,
+    group: JobQueueGroup | None = None,
+    delay: float | None = None,
+    release_at: float | None = None,
+    remove_duplicates: bool = False,
+    ignore_params: Iterable[str] = (),
+    namespace: int | None = None,
+    title: str | None = None,
+) -> None:
+    """:func:`push`, deferred to the end of the enclosing :func:`deferred` block of this
+    thread (MediaWiki's ``JobQueueGroup::lazyPush``); without one, pushed now. The jobs
+    are checked now, so a bad job fails here, not at the end of the block."""
+    target, jobs = _resolve(job, params, wiki, group, delay=delay, release_at=release_at,
+                            remove_duplicates=remove_duplicates, ignore_params=ignore_params,
+                            namespace=namespace, title=title)  # fmt: skip
+    target.lazy_push(jobs)
+
+
+def _resolve(
+    job: str | Pushable | Sequence[Pushable],
+    params: Mapping[PhpKey, PhpValue] | None,
+    wiki: str | None,
+    group: JobQueueGroup | None,
+    **options: Any,
+) -> tuple[JobQueueGroup, Pushable | Sequence[Pushable]]:
+    """The target group and the jobs of a :func:`push` / :func:`lazy_push` call."""
     target = group or default_group()
     if wiki is not None and wiki != target.domain:
         target = JobQueueGroup(
             target.backend, wiki, overrides=target.overrides, registry=target.registry
         )
     if isinstance(job, str):
-        job = JobSpec.create(
-            job,
-            params,
-            delay=delay,
-            release_at=release_at,
-            remove_duplicates=remove_duplicates,
-            ignore_params=ignore_params,
-            namespace=namespace,
-            title=title,
-        )
-    elif params is not None or delay is not None or release_at is not None or title:
+        return target, JobSpec.create(job, params, **options)
+    if (params is not None or options["delay"] is not None
+            or options["release_at"] is not None or options["title"]):  # fmt: skip
         raise TypeError("params and spec options are only taken with a job type name")
-    return target.push(job)
+    return target, job
+
+
+# -- deferred pushes ------------------------------------------------------------------------
+
+
+class _Deferred(threading.local):
+    """This thread's open :func:`deferred` blocks and the jobs they hold."""
+
+    depth = 0
+    pending: list[tuple[JobQueueGroup, list[JobSpec]]]
+
+
+_deferred = _Deferred()
+
+
+@contextlib.contextmanager
+def deferred() -> Iterator[None]:
+    """Collect :func:`lazy_push` / :meth:`JobQueueGroup.lazy_push` jobs of this thread and
+    push them when the block ends, one batch per wiki and type (MediaWiki pushes lazy jobs
+    at the end of the web request). Nested blocks join the outermost one. If the block
+    raises, its jobs are dropped (logged): work for a failed request is not queued. ::
+
+        with mwjobs.deferred():        # e.g. around one web request
+            mwjobs.lazy_push("sendMail", {"to": "a@example.org"})
+            ...
+        # pushed here
+    """
+    outermost = _deferred.depth == 0
+    if outermost:
+        _deferred.pending = []
+    _deferred.depth += 1
+    try:
+        yield
+    except BaseException:
+        if outermost:
+            dropped = sum(len(specs) for _, specs in _deferred.pending)
+            _deferred.pending = []
+            if dropped:
+                log.warning("dropped %d deferred job(s): their block raised", dropped)
+        raise
+    finally:
+        _deferred.depth -= 1
+    if outermost:
+        pending, _deferred.pending = _deferred.pending, []
+        _push_deferred(pending)
+
+
+def _push_deferred(pending: list[tuple[JobQueueGroup, list[JobSpec]]]) -> None:
+    """Push every group's jobs; a failing group does not stop the others (as MediaWiki's
+    JobQueueEnqueueUpdate); the first error is raised after all were tried."""
+    by_group: dict[int, tuple[JobQueueGroup, list[JobSpec]]] = {}
+    for group, specs in pending:
+        by_group.setdefault(id(group), (group, []))[1].extend(specs)
+    first: Exception | None = None
+    for group, specs in by_group.values():
+        try:
+            group.push(specs)
+        except Exception as exc:
+            log.error("deferred push of %d job(s) to %r failed: %s", len(specs), group, exc)
+            first = first or exc
+    if first is not None:
+        raise first
