@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.servers import RedisServer
+from tests.servers import RedisServer, StatsdListener
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 FIXTURES = SHARED / "fixtures" / "mediawiki-1.43"
@@ -30,6 +30,14 @@ def redis_client(redis_server: RedisServer) -> Iterator[redis.Redis]:
     client.flushall()
     yield client
     client.close()
+
+
+@pytest.fixture
+def statsd_listener() -> Iterator[StatsdListener]:
+    """A statsd stand-in on a private UDP port."""
+    listener = StatsdListener()
+    yield listener
+    listener.close()
 
 
 @pytest.fixture(scope="session")

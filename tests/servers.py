@@ -125,3 +125,58 @@ class RedisServer(ServerProcess):
                 return sock.recv(64).startswith(b"+PONG")
         except OSError:
             return False
+
+
+class StatsdListener:
+    """A statsd stand-in: a UDP socket on 127.0.0.1 collecting the lines sent to it."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port: int = self.sock.getsockname()[1]
+        self.datagrams: list[bytes] = []
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def lines(self) -> list[str]:
+        return [line for d in self.datagrams for line in d.decode().splitlines()]
+
+    def receive_until(self, check: Callable[[list[str]], bool], timeout: float, what: str) -> None:
+        """Receive datagrams until ``check(self.lines)`` holds; TimeoutError after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while not check(self.lines):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"timed out after {timeout}s waiting for {what}: {self.lines}")
+            self.sock.settimeout(left)
+            try:
+                self.datagrams.append(self.sock.recv(65536))
+            except TimeoutError:
+                continue
+
+    def drain(self) -> None:
+        """Take what has arrived (on loopback a datagram is queued before ``sendto`` returns,
+        so this sees everything sent so far)."""
+        self.sock.setblocking(False)
+        try:
+            while True:
+                self.datagrams.append(self.sock.recv(65536))
+        except BlockingIOError:
+            pass
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def statsd_values(lines: list[str], name: str, kind: str) -> list[int]:
+    """The values of the statsd lines ``<name>:<value>|<kind>``, in order."""
+    values = []
+    for line in lines:
+        metric, _, rest = line.partition(":")
+        value, _, line_kind = rest.partition("|")
+        if metric == name and line_kind == kind:
+            values.append(int(value))
+    return values

@@ -32,11 +32,13 @@ from mwjobs.execute import (
 from mwjobs.group import JobQueueGroup
 from mwjobs.job import JobSpec, JobState, current_request_id, new_root_job_params
 from mwjobs.jobs import Job
-from mwjobs.queues.base import QueueBackend, QueueSizes
+from mwjobs.metrics import MAX_DATAGRAM, JobSample, JobStatsd, Statsd
+from mwjobs.queues.base import MaintenancePolicy, QueueBackend, QueueSizes
 from mwjobs.queues.memory import MemoryBackend
 from mwjobs.queues.redis import RedisBackend
 from mwjobs.registry import JobRegistry
 from tests.queues.clock import START, FakeClock
+from tests.servers import StatsdListener, statsd_values
 
 DOMAIN = "enwiki"
 T0 = START
@@ -540,3 +542,108 @@ def test_parse_memory_limit_refuses_junk() -> None:
 def test_describe_exception() -> None:
     assert describe_exception(KeyError("k")) == "KeyError: 'k'"
     assert describe_exception(CustomError("x")) == "tests.test_execute.CustomError: x"
+
+
+# -- per-job metrics (spec §7.5) -------------------------------------------------------------
+
+
+@dataclass
+class SampleLog:
+    """A :class:`JobMetrics` sink that keeps what it is given."""
+
+    samples: list[JobSample] = field(default_factory=list)
+    flushes: int = 0
+    broken: bool = False
+
+    def job_done(self, sample: JobSample) -> None:
+        if self.broken:
+            raise RuntimeError("the metrics sink is down")
+        self.samples.append(sample)
+
+    def flush(self) -> None:
+        self.flushes += 1
+
+
+def test_each_job_gives_a_sample_with_its_ready_root_and_run_times(world: World) -> None:
+    queue = world.group.queue("ok")
+    world.group.push(JobSpec.create("ok", {"n": 0, "seconds": 0.25}))
+    world.group.push(JobSpec.create("ok", {"n": 1}, release_at=T0 + 5))
+    world.group.push(JobSpec.create("ok", {"n": 2, **new_root_job_params("k", now=T0 - 100)}))
+    world.unix.advance(10)
+    assert queue.maintain(MaintenancePolicy()).undelayed == 1
+    log = SampleLog()
+    result = world.executor(metrics=log).run(RunOptions(job_type="ok"))
+    assert len(result.jobs) == 3
+    assert {(s.ready, s.root, s.ms) for s in log.samples} == {
+        (T0, None, 250),  # ready when enqueued
+        (T0 + 5, None, 0),  # a delayed job is ready at its release time
+        (T0, T0 - 100, 0),
+    }
+    assert {(s.job_type, s.start) for s in log.samples} == {("ok", T0 + 10)}
+    assert all(s.rss_delta >= 0 for s in log.samples)
+    assert log.flushes == 1  # once, at the end of the run
+
+
+def test_a_failing_metrics_sink_costs_neither_the_job_nor_the_run(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    world.push("ok", 2)
+    result = world.executor(metrics=SampleLog(broken=True)).run(RunOptions())
+    assert jobs_of(result) == [("ok", "ok", None)] * 2
+    assert world.sizes("ok") == QueueSizes(0, 0, 0, 0)
+    assert "the metrics sink is down" in caplog.text
+
+
+def test_job_statsd_sends_mediawikis_older_metric_names(
+    world: World, statsd_listener: StatsdListener
+) -> None:
+    world.group.push(JobSpec.create("ok", {"n": 0, "seconds": 0.5}))
+    world.group.push(JobSpec.create("fail", {**new_root_job_params("k", now=T0 - 100)}))
+    world.unix.advance(7)
+    sink = JobStatsd(Statsd("127.0.0.1", statsd_listener.port))
+    try:
+        world.executor(metrics=sink).run(RunOptions())
+        statsd_listener.drain()  # the end of the run sent everything
+    finally:
+        sink.close()
+    lines = statsd_listener.lines
+    assert statsd_values(lines, "jobqueue.pickup_delay.all", "ms") == [7000, 7000]
+    assert statsd_values(lines, "jobqueue.pickup_delay.ok", "ms") == [7000]
+    assert statsd_values(lines, "jobqueue.pickup_delay.fail", "ms") == [7000]
+    assert statsd_values(lines, "jobqueue.pickup_root_age.fail", "ms") == [107000]
+    assert statsd_values(lines, "jobqueue.pickup_root_age.ok", "ms") == []
+    assert statsd_values(lines, "jobqueue.run.ok", "ms") == [500]
+    assert statsd_values(lines, "jobqueue.run.fail", "ms") == [0]
+    for job_type in ("ok", "fail"):
+        [delta] = statsd_values(lines, f"jobqueue.rss_delta.{job_type}", "c")
+        assert delta >= 0
+    assert len(lines) == 9
+    assert all(len(d) <= MAX_DATAGRAM for d in statsd_listener.datagrams)
+
+
+def test_job_statsd_holds_packets_until_a_datagram_is_full_or_a_second_passed(
+    statsd_listener: StatsdListener,
+) -> None:
+    mono = FakeClock(0.0)
+    sink = JobStatsd(Statsd("127.0.0.1", statsd_listener.port), monotonic=mono)
+    sample = JobSample("a:b|c d@e", start=T0, ready=T0 + 3, root=None, ms=12, rss_delta=0)
+    sink.job_done(sample)
+    statsd_listener.drain()
+    assert statsd_listener.lines == []  # held: less than a datagram, no second passed
+    mono.advance(1)
+    sink.job_done(sample)
+    statsd_listener.drain()
+    one_job = [
+        "jobqueue.pickup_delay.all:0|ms",  # ready after the start (clock skew): 0, not < 0
+        "jobqueue.pickup_delay.a_b_c_d_e:0|ms",  # the type made safe for a statsd line
+        "jobqueue.run.a_b_c_d_e:12|ms",
+        "jobqueue.rss_delta.a_b_c_d_e:0|c",
+    ]
+    assert statsd_listener.lines == one_job * 2
+    for _ in range(MAX_DATAGRAM // 100):  # about 130 bytes per job
+        sink.job_done(sample)
+    statsd_listener.drain()
+    assert len(statsd_listener.lines) > 8  # a full datagram went out at once
+    sink.close()
+    statsd_listener.drain()
+    assert len(statsd_listener.lines) == 4 * (2 + MAX_DATAGRAM // 100)

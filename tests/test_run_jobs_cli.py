@@ -11,7 +11,9 @@ and line.
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -22,13 +24,16 @@ import pytest
 import redis
 
 from mwjobs.group import JobQueueGroup
-from mwjobs.job import JobSpec
+from mwjobs.job import JobSpec, new_root_job_params
 from mwjobs.queues.redis import RedisBackend
-from tests.servers import RedisServer, wait_until
+from tests.servers import RedisServer, StatsdListener, statsd_values, wait_until
 
 WIKI = "testwiki"
 
 JOB_MODULE = """
+import os
+import resource
+
 from mwjobs import Job, register
 
 
@@ -55,6 +60,25 @@ class RefTestThrow(Job):
 class Chatty(Job):
     def run(self) -> bool:
         print("chatty job says hello")
+        return True
+
+
+@register("hardExit")
+class HardExit(Job):
+    def run(self) -> bool:
+        os._exit(int(self.params["code"]))
+
+
+_HOARD = []
+
+
+@register("grow")
+class Grow(Job):
+    def run(self) -> bool:
+        # ru_maxrss starts at the peak of the process that spawned this one (Linux copies
+        # it through fork and exec): touch 32 MiB more than that peak, whatever it is.
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        _HOARD.append(b"x" * (peak + 32 * 1024 * 1024))
         return True
 """
 
@@ -108,6 +132,18 @@ def without_times(text: str) -> str:
     return re.sub(r'"elapsed": \d+', '"elapsed": N', text)
 
 
+def without_error_backoff(text: str, job_type: str) -> str:
+    """A failed job sets a 1 s backoff for its type in 1 run of 50 (JobRunner's
+    ``mt_rand(0, 49) == 0``, unseeded in a subprocess): when this run drew it, check it is
+    exactly that and show the output as the fixture's run, which did not draw it."""
+    pattern = r'"backoffs": \{\n        "' + job_type + r'": ([0-9.]+)\n    \},'
+    found = re.search(pattern, text)
+    if found is None:
+        return text
+    assert abs(float(found.group(1)) - (time.time() + 1)) < 30
+    return text[: found.start()] + '"backoffs": [],' + text[found.end() :]
+
+
 def assert_fixture_shape(ours: str, fixtures_dir: Path, name: str) -> dict[str, object]:
     fixture = (fixtures_dir / "runjobs" / f"{name}.json").read_text()
     assert without_times(ours) == without_times(fixture)
@@ -136,7 +172,8 @@ def test_failed_false(
     redis_server: RedisServer, jobs_dir: Path, group: JobQueueGroup, fixtures_dir: Path
 ) -> None:
     push(group, "refTestFail", 1)
-    assert_fixture_shape(run_json(redis_server, jobs_dir), fixtures_dir, "failed-false")
+    out = without_error_backoff(run_json(redis_server, jobs_dir), "refTestFail")
+    assert_fixture_shape(out, fixtures_dir, "failed-false")
     assert group.queue("refTestFail").sizes().claimed == 1  # left for the chron
 
 
@@ -152,6 +189,7 @@ def test_failed_exception(
         " in /srv/mediawiki/LocalSettings.php on line 221",
     )
     assert ours != done.stdout  # the Python error text was there
+    ours = without_error_backoff(ours, "refTestThrow")
     assert_fixture_shape(ours, fixtures_dir, "failed-exception")
     assert "Traceback (most recent call last)" in done.stderr
     assert 'raise RuntimeError("refTestThrow: deliberate exception")' in done.stderr
@@ -389,3 +427,199 @@ def test_two_processes_share_the_backoff_file_without_losing_entries(
     assert set(stored) == {"thrA", "thrB"}
     for expiry in stored.values():
         assert before + jobs * 100 <= expiry <= after + jobs * 100
+
+
+# -- --procs ------------------------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+RECORD = "e2eRecord"  # tests/runner/pyjobs.py: records each run on the Redis server
+RECORD_MODULE = (f"--python-path={ROOT}", "--module=tests.runner.pyjobs")
+
+
+def strict_documents(text: str) -> list[dict[str, Any]]:
+    """JSON documents back to back, with nothing else around or between them."""
+    decoder = json.JSONDecoder()
+    docs: list[dict[str, Any]] = []
+    pos = 0
+    while pos < len(text):
+        doc, pos = decoder.raw_decode(text, pos)  # raises on a torn or interleaved document
+        docs.append(doc)
+    return docs
+
+
+def children_of(pid: int) -> set[int]:
+    """Live (not zombie) processes whose parent is ``pid``."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue  # gone meanwhile
+        state, ppid = stat[stat.rindex(")") + 2 :].split()[:2]
+        if int(ppid) == pid and state != "Z":
+            found.add(int(entry.name))
+    return found
+
+
+def running(pid: int) -> bool:
+    """Whether ``pid`` exists and is not a zombie (an orphan's reaper may be slow)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
+def test_procs_runs_every_job_once_in_as_many_children(
+    redis_server: RedisServer, jobs_dir: Path, group: JobQueueGroup, redis_client: redis.Redis
+) -> None:
+    # 10 ms each: about a second of work, so every child gets a share.
+    group.push([JobSpec.create(RECORD, {"n": i, "sleep": 0.01}) for i in range(300)])
+    proc = subprocess.Popen(
+        argv(redis_server, jobs_dir, "--result=json", "--procs=3", *RECORD_MODULE),
+        stdout=subprocess.PIPE,  # a pipe: documents over 4 KiB could interleave without the lock
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    docs = strict_documents(out)
+    assert len(docs) == 3
+    assert sum(len(doc["jobs"]) for doc in docs) == 300
+    assert {doc["reached"] for doc in docs} == {"none-ready"}
+    assert max(len(json.dumps(doc)) for doc in docs) > 4096  # longer than PIPE_BUF
+    assert redis_client.scard("e2e:runs") == 300
+    assert redis_client.llen("e2e:repeats") == 0  # none ran twice
+    pids = {int(pid) for pid in redis_client.smembers("e2e:pids")}
+    assert len(pids) == 3 and proc.pid not in pids  # three children, not the parent
+
+
+@pytest.mark.parametrize("value", ["0", "1001", "abc", "-2", "1.5", ""])
+def test_procs_refuses_values_outside_1_to_1000(tmp_path: Path, value: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "mwjobs", "run-jobs", "--wiki=x", "--redis=redis://127.0.0.1:1/0",
+         f"--procs={value}"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2  # a usage error, as click's own
+    assert f"Error: Invalid argument to --procs: '{value}'" in done.stderr
+    assert done.stdout == ""
+
+
+def test_procs_exits_with_the_first_failing_childs_status(
+    redis_server: RedisServer, jobs_dir: Path, group: JobQueueGroup
+) -> None:
+    group.push([JobSpec.create("hardExit", {"code": 7})])
+    done = run_jobs(redis_server, jobs_dir, "--result=json", "--procs=2")
+    assert done.returncode == 7, done.stderr
+    [doc] = strict_documents(done.stdout)  # the other child's; the first died in its job
+    assert doc["jobs"] == []
+    assert run_jobs(redis_server, jobs_dir, "--result=json", "--procs=2").returncode == 0
+
+
+def _start_waiting_children(
+    redis_server: RedisServer, jobs_dir: Path, n: int
+) -> tuple[subprocess.Popen[bytes], set[int]]:
+    with (jobs_dir / "stderr.log").open("wb") as log:
+        proc = subprocess.Popen(
+            argv(redis_server, jobs_dir, "--result=json", "--wait", f"--procs={n}"),
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+    try:
+        wait_until(lambda: len(children_of(proc.pid)) == n, 30, f"{n} children")
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    return proc, children_of(proc.pid)
+
+
+def test_a_sigkilled_parent_leaves_no_child_behind(
+    redis_server: RedisServer, jobs_dir: Path, redis_client: redis.Redis
+) -> None:
+    proc, children = _start_waiting_children(redis_server, jobs_dir, 3)
+    try:
+        proc.kill()
+        proc.wait()
+        wait_until(lambda: not any(running(pid) for pid in children), 10, "orphans to die")
+    finally:
+        for pid in children:
+            if running(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_sigterm_to_the_parent_reaches_every_child(
+    redis_server: RedisServer, jobs_dir: Path, redis_client: redis.Redis
+) -> None:
+    proc, children = _start_waiting_children(redis_server, jobs_dir, 2)
+    try:
+        proc.terminate()
+        assert proc.wait(timeout=30) == 128 + signal.SIGTERM  # the children's status
+        assert not any(running(pid) for pid in children)  # reaped by the parent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+# -- per-job statsd metrics ------------------------------------------------------------------------
+
+
+def test_per_job_metrics_go_to_the_config_files_statsd(
+    redis_server: RedisServer, jobs_dir: Path, redis_client: redis.Redis, tmp_path: Path,
+    statsd_listener: StatsdListener,
+) -> None:  # fmt: skip
+    config = tmp_path / "jobrunner.json"
+    config.write_text(
+        json.dumps(
+            {
+                "groups": {"basic": {"runners": 1, "include": ["*"]}},
+                "redis": {"aggregators": [redis_server.address], "queues": [redis_server.address]},
+                "dispatcher": {"kind": "python", "modules": ["clijobs"], "paths": [str(jobs_dir)]},
+                "statsd": statsd_listener.address,
+            }
+        )
+    )
+    # Enqueued 30 s ago: every pickup delay is at least that.
+    backend = RedisBackend.from_client(redis_client, clock=lambda: time.time() - 30)
+    past = JobQueueGroup(backend, WIKI)
+    past.push([JobSpec.create("null", {"usleep": 20_000}) for _ in range(2)])
+    root = new_root_job_params("k", now=time.time() - 100)
+    past.push([JobSpec.create("recentChangesUpdate", root)])
+    past.push([JobSpec.create("grow", {})])
+    done = subprocess.run(
+        [sys.executable, "-m", "mwjobs", "run-jobs", f"--wiki={WIKI}", "--result=json",
+         f"--config-file={config}", f"--backoff-file={tmp_path / 'b.json'}", "--memory-limit=max"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert len(json.loads(done.stdout)["jobs"]) == 4
+    statsd_listener.receive_until(
+        lambda lines: sum(".rss_delta." in line for line in lines) == 4,  # each job's last
+        10, "four jobs' metrics",
+    )  # fmt: skip
+    lines = statsd_listener.lines
+    assert all(ms >= 30_000 for ms in statsd_values(lines, "jobqueue.pickup_delay.all", "ms"))
+    assert all(ms >= 30_000 for ms in statsd_values(lines, "jobqueue.pickup_delay.null", "ms"))
+    assert len(statsd_values(lines, "jobqueue.pickup_delay.null", "ms")) == 2
+    [age] = statsd_values(lines, "jobqueue.pickup_root_age.recentChangesUpdate", "ms")
+    assert age >= 100_000
+    assert statsd_values(lines, "jobqueue.pickup_root_age.null", "ms") == []
+    runs = statsd_values(lines, "jobqueue.run.null", "ms")
+    assert len(runs) == 2 and all(20 <= ms < 5000 for ms in runs)  # usleep 20 ms
+    [grown] = statsd_values(lines, "jobqueue.rss_delta.grow", "c")
+    assert grown >= 32 * 1024  # KiB
+    assert len(statsd_values(lines, "jobqueue.rss_delta.null", "c")) == 2
+
+
+def test_no_metrics_without_a_statsd_target(
+    redis_server: RedisServer, jobs_dir: Path, group: JobQueueGroup,
+    statsd_listener: StatsdListener,
+) -> None:  # fmt: skip
+    push(group, "recentChangesUpdate", 1)
+    run_json(redis_server, jobs_dir)
+    statsd_listener.drain()
+    assert statsd_listener.lines == []

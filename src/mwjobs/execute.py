@@ -30,16 +30,17 @@ import random
 import resource
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from mwjobs.backoff import BackoffFile, time_to_wait
-from mwjobs.codec import new_request_id
+from mwjobs.codec import new_request_id, unix_from_mw_timestamp
 from mwjobs.codec.formatjson import format_json
-from mwjobs.errors import MwJobsError, QueueError
+from mwjobs.errors import MwJobsError, QueueError, RecordError
 from mwjobs.group import JobQueueGroup
-from mwjobs.job import QueuedJob, set_request_id
+from mwjobs.job import ROOT_TIMESTAMP_PARAM, QueuedJob, set_request_id
 from mwjobs.jobs import DuplicateJob, Job
+from mwjobs.metrics import JobMetrics, JobSample, peak_rss_kib
 
 __all__ = [
     "JobExecutor",
@@ -201,6 +202,8 @@ class JobExecutor:
     (bytes in use) and ``rng`` are injected so tests control them. ``should_stop`` is
     asked after each job: True ends the run there as ``time-limit`` (a worker told to stop
     by its runner; MediaWiki's ``reached`` values have no other word for it).
+    ``metrics`` gets a :class:`~mwjobs.metrics.JobSample` after each job and a flush at the
+    end of each run (MediaWiki's per-job statsd metrics; None: none are taken).
     """
 
     def __init__(
@@ -214,6 +217,7 @@ class JobExecutor:
         memory: Callable[[], int] = resident_memory,
         rng: random.Random | None = None,
         should_stop: Callable[[], bool] | None = None,
+        metrics: JobMetrics | None = None,
     ) -> None:
         self.group = group
         self.throttling = dict(throttling or {})
@@ -223,13 +227,30 @@ class JobExecutor:
         self.memory = memory
         self.rng = rng or random.Random()
         self.should_stop = should_stop
+        self.metrics = metrics
 
-    def run(self, options: RunOptions | None = None) -> RunResult:
-        """Pop and run jobs until a limit is reached or none is ready (``JobRunner::run``)."""
+    def run(
+        self, options: RunOptions | None = None, claimed: Sequence[QueuedJob] = ()
+    ) -> RunResult:
+        """Pop and run jobs until a limit is reached or none is ready (``JobRunner::run``).
+        ``claimed``: jobs already claimed for this runner (a :class:`JobWaiter`'s), run first
+        as if popped; any not run are handed back."""
         options = options or RunOptions()
         if options.job_type is not None and options.job_type not in self.group.registry:
+            self.hand_back(claimed)
             return RunResult(reached=Reached.NONE_POSSIBLE)
-        return _Run(self, options).loop()
+        return _Run(self, options, claimed).loop()
+
+    def hand_back(self, jobs: Sequence[QueuedJob]) -> None:
+        """Jobs claimed but not run: push them again (superseded ones need not be), then
+        ack the old claims. Attempts restart; a lost race only means a job runs twice."""
+        if not jobs:
+            return
+        again = [q.to_spec() for q in jobs if not q.is_duplicate]
+        if again:
+            self.group.push(again)
+            log.info("handed back %d claimed job(s) not run", len(again))
+        self.group.ack_many(jobs)
 
     def build(self, queued: QueuedJob) -> Job:
         """The job object to run for a popped job (never raises: see :class:`_BrokenJob`)."""
@@ -259,6 +280,8 @@ class JobExecutor:
         token = set_request_id((queued.request_id if queued else None) or new_request_id())
         try:
             log.debug("%s STARTING", job)
+            # Wall-clock start (pickup delays count from queue timestamps) and peak RSS.
+            before = (self.clock(), peak_rss_kib()) if self.metrics is not None else None
             start = self.monotonic()
             caught: Exception | None = None
             try:
@@ -275,7 +298,42 @@ class JobExecutor:
         else:
             log.error("%s t=%d error=%s", job, ms, error, exc_info=caught)
         outcome = JobOutcome(job.job_type, status, error, ms)
+        if self.metrics is not None and before is not None:
+            _report(self.metrics, job, before, ms)
         return _Executed(outcome, caught, ack=status or not job.allow_retries)
+
+
+def _report(metrics: JobMetrics, job: Job, before: tuple[float, int], ms: int) -> None:
+    """Hand one job's :class:`JobSample` to ``metrics``; a failing sink is only logged."""
+    started, rss = before
+    queued = job.queued
+    # MediaWiki's getReadyTimestamp: the release time, else the enqueue time (0: unknown).
+    ready = (queued.release_timestamp or queued.enqueue_timestamp or None) if queued else None
+    sample = JobSample(
+        job_type=job.job_type,
+        start=started,
+        ready=ready,
+        root=_root_timestamp(job),
+        ms=ms,
+        rss_delta=max(0, peak_rss_kib() - rss),
+    )
+    try:
+        metrics.job_done(sample)
+    except Exception:  # metrics must never cost a job or the run
+        log.exception("%s: reporting metrics to %r failed", job.job_type, metrics)
+
+
+def _root_timestamp(job: Job) -> float | None:
+    """The job's ``rootJobTimestamp`` as UNIX time; None when absent or unreadable."""
+    raw = job.params.get(ROOT_TIMESTAMP_PARAM)
+    if isinstance(raw, float):
+        raw = int(raw)
+    if not raw or isinstance(raw, bool) or not isinstance(raw, int | str):
+        return None
+    try:
+        return float(unix_from_mw_timestamp(raw))
+    except RecordError:
+        return None
 
 
 def _teardown(job: Job, status: bool) -> None:
@@ -288,7 +346,9 @@ def _teardown(job: Job, status: bool) -> None:
 class _Run:
     """The state of one :meth:`JobExecutor.run` call."""
 
-    def __init__(self, executor: JobExecutor, options: RunOptions) -> None:
+    def __init__(
+        self, executor: JobExecutor, options: RunOptions, claimed: Sequence[QueuedJob] = ()
+    ) -> None:
         self.ex = executor
         self.group = executor.group
         self.options = options
@@ -297,7 +357,7 @@ class _Run:
         self.deltas: dict[str, float] = {}
         self.popped = 0
         self.elapsed = 0
-        self.pending: deque[QueuedJob] = deque()  # claimed, not run yet
+        self.pending: deque[QueuedJob] = deque(claimed)  # claimed, not run yet
         self.to_ack: list[QueuedJob] = []
         self.hand_back: list[QueuedJob] = []
         self.start = executor.monotonic()
@@ -435,15 +495,13 @@ class _Run:
             self.sync(wait=True)
         self.result.backoffs = self.backoffs
         self.result.elapsed = self.elapsed
+        metrics = self.ex.metrics
+        if metrics is not None:
+            try:
+                metrics.flush()  # a run's last packets must not wait for the next run
+            except Exception:
+                log.exception("flushing metrics to %r failed", metrics)
 
     def give_back(self) -> None:
-        """Jobs claimed but not run: push them again (superseded ones need not be), then
-        ack the old claims. Attempts restart; a lost race only means a job runs twice."""
-        if not self.hand_back:
-            return
-        again = [q.to_spec() for q in self.hand_back if not q.is_duplicate]
-        if again:
-            self.group.push(again)
-            log.info("handed back %d claimed job(s) not run", len(again))
-        self.group.ack_many(self.hand_back)
-        self.hand_back = []
+        jobs, self.hand_back = self.hand_back, []
+        self.ex.hand_back(jobs)

@@ -7,6 +7,10 @@ configured, :class:`NullCounters` takes the same calls and does nothing.
 
 Sending is best effort, as with any statsd client: a send or name-resolution failure is
 logged at debug level and the packets are dropped, never raised into a daemon's loop.
+
+:class:`JobStatsd` sends MediaWiki JobRunner's per-job metrics (spec §7.5, the older statsd
+names ``jobqueue.*``) through the same packets and datagrams; :class:`~mwjobs.execute.JobExecutor`
+hands it a :class:`JobSample` after each job.
 """
 
 from __future__ import annotations
@@ -16,20 +20,31 @@ import os
 import re
 import resource
 import socket
-from typing import Any
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from mwjobs.config import StatsdTarget
 
 __all__ = [
     "MAX_DATAGRAM",
     "PREFIX",
+    "JobMetrics",
+    "JobSample",
+    "JobStatsd",
     "NullCounters",
     "Statsd",
     "counters_for",
     "host_name",
+    "job_metrics_for",
     "join_packets",
     "memory_usage",
     "metric_name",
+    "packet",
+    "peak_rss_kib",
+    "safe_name",
 ]
 
 log = logging.getLogger(__name__)
@@ -47,9 +62,19 @@ def host_name() -> str:
     return socket.gethostname()
 
 
+def safe_name(text: str) -> str:
+    """``text`` with the characters a statsd line cannot carry replaced by ``_``."""
+    return _UNSAFE.sub("_", text)
+
+
 def metric_name(event: str) -> str:
     """``jobrunner.<event>`` with the characters statsd cannot carry replaced by ``_``."""
-    return PREFIX + _UNSAFE.sub("_", event)
+    return PREFIX + safe_name(event)
+
+
+def packet(name: str, value: int, kind: str) -> bytes:
+    """One statsd line, ``<name>:<value>|<kind>\\n`` (``kind``: ``c`` counter, ``ms`` timing)."""
+    return f"{name}:{value}|{kind}\n".encode()
 
 
 def join_packets(packets: list[bytes], limit: int = MAX_DATAGRAM) -> list[bytes]:
@@ -110,7 +135,16 @@ class Statsd:
         Negative deltas are valid (the memory counter)."""
         if delta == 0:
             return
-        self._packets.append(f"{metric_name(event)}:{delta}|c\n".encode())
+        self.queue(packet(metric_name(event), delta, "c"))
+
+    def queue(self, line: bytes) -> None:
+        """Queue one packet (see :func:`packet`) for the next :meth:`flush`."""
+        self._packets.append(line)
+
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes queued for the next :meth:`flush`."""
+        return sum(len(line) for line in self._packets)
 
     def flush(self) -> None:
         """Send every queued packet, joined into datagrams; the queue is emptied even when
@@ -149,3 +183,110 @@ def counters_for(target: StatsdTarget | None) -> Statsd | NullCounters:
     if target is None:
         return NullCounters()
     return Statsd(target.host, target.port)
+
+
+# -- per-job metrics (MediaWiki's JobRunner) ------------------------------------------------
+
+# Seconds a JobStatsd holds packets at most before sending them (a run also sends at its end):
+# long runs of slow jobs still report while they run, fast ones share datagrams.
+JOB_FLUSH_INTERVAL = 1.0
+
+
+def peak_rss_kib() -> int:
+    """This process's peak resident set size in KiB, MediaWiki's ``getMaxRssKb``
+    (``ru_maxrss`` is in KiB on Linux, in bytes on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak // 1024 if sys.platform == "darwin" else peak
+
+
+@dataclass(frozen=True)
+class JobSample:
+    """What the executor measured about one job it ran."""
+
+    job_type: str
+    start: float  # UNIX time the job started
+    ready: float | None  # readyTimestamp: its release time, else its enqueue time (UNIX)
+    root: float | None  # its root job's timestamp (UNIX), if it has one
+    ms: int  # how long run() took, as the job's ``time``
+    rss_delta: int  # KiB the peak RSS grew by while it ran (>= 0)
+
+
+class JobMetrics(Protocol):
+    """Where :class:`~mwjobs.execute.JobExecutor` reports each job it ran."""
+
+    def job_done(self, sample: JobSample) -> None:
+        """One job ran (called after each job, duplicates and failures included)."""
+
+    def flush(self) -> None:
+        """A run ended: send what is still held."""
+
+
+def _ms(seconds: float) -> int:
+    # Clamped at 0: the pushing host's clock may run ahead of this one.
+    return max(0, round(1000 * seconds))
+
+
+class JobStatsd:
+    """MediaWiki JobRunner's per-job metrics with the older statsd names (spec §7.5):
+
+    * ``jobqueue.pickup_delay.all`` and ``jobqueue.pickup_delay.<type>`` (timing): ms from
+      the job's ready time (release time, else enqueue time) to its start;
+    * ``jobqueue.pickup_root_age.<type>`` (timing): ms from its root job's timestamp to its
+      start, for jobs of a root job;
+    * ``jobqueue.run.<type>`` (timing): its run time in ms;
+    * ``jobqueue.rss_delta.<type>`` (counter): KiB the peak RSS grew by during the job; a
+      0 is sent too, as MediaWiki does.
+
+    Packets go out when a datagram's worth is queued, when ``interval`` seconds passed since
+    the last send, and on :meth:`flush`. ``<type>`` is made safe with :func:`safe_name`.
+    """
+
+    def __init__(
+        self,
+        statsd: Statsd,
+        *,
+        interval: float = JOB_FLUSH_INTERVAL,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.statsd = statsd
+        self.interval = interval
+        self.monotonic = monotonic
+        self._sent = monotonic()
+
+    def __repr__(self) -> str:
+        return f"<JobStatsd {self.statsd.host}:{self.statsd.port}>"
+
+    def job_done(self, sample: JobSample) -> None:
+        """Queue the job's packets; send them if a datagram is full or a send is due."""
+        kind = safe_name(sample.job_type)
+        queue = self.statsd.queue
+        if sample.ready is not None:
+            delay = _ms(sample.start - sample.ready)
+            queue(packet("jobqueue.pickup_delay.all", delay, "ms"))
+            queue(packet(f"jobqueue.pickup_delay.{kind}", delay, "ms"))
+        if sample.root is not None:
+            queue(packet(f"jobqueue.pickup_root_age.{kind}", _ms(sample.start - sample.root), "ms"))
+        queue(packet(f"jobqueue.run.{kind}", sample.ms, "ms"))
+        queue(packet(f"jobqueue.rss_delta.{kind}", max(0, sample.rss_delta), "c"))
+        if (
+            self.statsd.pending_bytes >= MAX_DATAGRAM
+            or self.monotonic() - self._sent >= self.interval
+        ):
+            self.flush()
+
+    def flush(self) -> None:
+        """Send every queued packet now."""
+        self._sent = self.monotonic()
+        self.statsd.flush()
+
+    def close(self) -> None:
+        """Send what is queued and close the socket."""
+        self.flush()
+        self.statsd.close()
+
+
+def job_metrics_for(target: StatsdTarget | None) -> JobStatsd | None:
+    """The per-job metrics sink for a config's ``statsd`` value (None: not configured)."""
+    if target is None:
+        return None
+    return JobStatsd(Statsd(target.host, target.port))

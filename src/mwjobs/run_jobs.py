@@ -2,7 +2,9 @@
 
 Same options and the same output: with ``--result=json`` only the JSON response, exactly as
 runJobs prints it, so the jobrunner service (PHP or ours) can use it as its dispatcher
-command; otherwise the per-job log lines and ``Job queue is empty.``.
+command; otherwise the per-job log lines and ``Job queue is empty.``. ``--procs N`` runs the
+loop in N forked children (:mod:`mwjobs.forks`); with ``--config-file`` naming a ``statsd``,
+each job sends MediaWiki's per-job metrics (:class:`mwjobs.metrics.JobStatsd`).
 """
 
 from __future__ import annotations
@@ -11,26 +13,33 @@ import contextlib
 import dataclasses
 import logging
 import sys
-import time
 
 import click
 
 from mwjobs.backoff import BackoffFile
 from mwjobs.cliopts import EXIT_CONFIG, config_file_option
 from mwjobs.config import PythonDispatcher, RunnerConfig, load_config
-from mwjobs.errors import ConfigError
+from mwjobs.errors import ConfigError, MwJobsError
 from mwjobs.execute import JobExecutor, Reached, RunOptions, RunResult, parse_memory_limit
+from mwjobs.forks import MAX_PROCS, SharedOutput, fork_children
 from mwjobs.group import JobQueueGroup
-from mwjobs.queues.base import QueueBackend
+from mwjobs.job import QueuedJob
+from mwjobs.metrics import job_metrics_for
+from mwjobs.queues.base import JobWaiter, QueueBackend
 from mwjobs.queues.redis import RedisBackend
 from mwjobs.registry import import_job_modules
 
 __all__ = ["run_jobs"]
 
+log = logging.getLogger(__name__)
+
 # runJobs' own default memory limit: 3 x $wgMemoryLimit's default of 50M.
 DEFAULT_MEMORY_LIMIT = 150 * 1024 * 1024
-# Runs after which --wait stops looping (anything else: sleep a second, run again).
+# Runs after which --wait stops looping (anything else: wait for work, run again).
 FINAL = frozenset({Reached.TIME_LIMIT, Reached.JOB_LIMIT, Reached.MEMORY_LIMIT, Reached.EXCEPTION})
+# --wait: MediaWiki sleeps a second between runs; mwjobs waits at most that long, and a push
+# ends the wait at once (on Redis the pushed job is handed over already claimed).
+WAIT_SECONDS = 1.0
 
 
 def _config_rates(config: RunnerConfig | None) -> dict[str, float]:
@@ -55,6 +64,19 @@ def _throttle(
     return rates
 
 
+def _procs(ctx: click.Context, param: click.Parameter, value: str | None) -> int:
+    if value is None:
+        return 1
+    text = value.strip()
+    if not (text.isascii() and text.isdigit() and 1 <= int(text) <= MAX_PROCS):
+        # runJobs.php's words; a usage error (exit 2) like click's own
+        raise click.UsageError(
+            f"Invalid argument to --procs: {value!r} (give a whole number from 1 to {MAX_PROCS})",
+            ctx,
+        )
+    return int(text)
+
+
 def _memory(ctx: click.Context, param: click.Parameter, value: str) -> int | None:
     try:
         return parse_memory_limit(value, DEFAULT_MEMORY_LIMIT)
@@ -75,7 +97,11 @@ def _memory(ctx: click.Context, param: click.Parameter, value: str) -> int | Non
     help="150M, 2G, max (none) or default (150M); stops at 95% of it.",
 )
 @click.option("--nothrottle", is_flag=True, help="Ignore backoff throttling.")
-@click.option("--wait", is_flag=True, help="Keep running; another JSON document per run.")
+@click.option(
+    "--wait",
+    is_flag=True,
+    help="Keep running, woken by new jobs (at most 1 s idle); another JSON document per run.",
+)
 @click.option("--result", type=click.Choice(["json"]), help="Print only the JSON response.")
 @config_file_option(
     required=False, help="jobrunner.json: its first queue server, python dispatcher modules"
@@ -121,6 +147,12 @@ def _memory(ctx: click.Context, param: click.Parameter, value: str) -> int | Non
     default=1,
     help="Claim and ack up to N jobs per round trip.",
 )
+@click.option(
+    "--procs",
+    callback=_procs,
+    metavar="N",
+    help=f"Run the loop in N forked processes (1-{MAX_PROCS}); each prints its own result.",
+)
 @click.pass_context
 def run_jobs(
     ctx: click.Context,
@@ -140,6 +172,7 @@ def run_jobs(
     throttling: dict[str, float],
     backoff_file: str | None,
     batch: int,
+    procs: int,
 ) -> None:
     """Run jobs of one wiki as MediaWiki's runJobs.php does."""
     as_json = result == "json"
@@ -151,10 +184,18 @@ def run_jobs(
     except ConfigError as exc:
         click.echo(str(exc), err=True)
         ctx.exit(EXIT_CONFIG)
+    if procs > 1:
+        backend.close()  # nothing has connected yet: each child makes its own connection
+        forked = fork_children(procs)
+        if isinstance(forked, int):
+            ctx.exit(forked)  # the parent: every child is done
+        _output.shared = forked.output
+        backend = _backend(redis_url, config)
     executor = JobExecutor(
         JobQueueGroup(backend, wiki),
         throttling=_config_rates(config) | throttling,  # --throttle wins over the file
         backoffs=BackoffFile(backoff_file),
+        metrics=job_metrics_for(config.statsd if config is not None else None),
     )
     options = RunOptions(
         job_type=job_type,
@@ -164,18 +205,35 @@ def run_jobs(
         throttle=not nothrottle,
         batch=batch,
     )
-    while True:
-        # In JSON mode stdout carries only the result (the jobrunner parses it): whatever a
-        # job prints goes to stderr.
-        with contextlib.redirect_stdout(sys.stderr if as_json else sys.stdout):
-            outcome = executor.run(options)
-        _print(outcome, as_json)
-        if not wait or outcome.reached in FINAL:
-            break
-        if options.max_jobs:
-            options = dataclasses.replace(options, max_jobs=options.max_jobs - len(outcome.jobs))
-        time.sleep(1)
-    backend.close()
+    waiter = executor.group.waiter(job_type) if wait else None
+    claimed: list[QueuedJob] = []
+    try:
+        while True:
+            # In JSON mode stdout carries only the result (the jobrunner parses it): whatever
+            # a job prints goes to stderr.
+            with contextlib.redirect_stdout(sys.stderr if as_json else sys.stdout):
+                outcome = executor.run(options, claimed)
+            claimed = []
+            _print(outcome, as_json)
+            if waiter is None or outcome.reached in FINAL:
+                break
+            if options.max_jobs:
+                left = options.max_jobs - len(outcome.jobs)
+                options = dataclasses.replace(options, max_jobs=left)
+            claimed = waiter.wait(WAIT_SECONDS)
+    finally:
+        _settle(executor, waiter, claimed)
+        backend.close()
+
+
+def _settle(executor: JobExecutor, waiter: JobWaiter | None, claimed: list[QueuedJob]) -> None:
+    """On the way out (a limit, Ctrl-C): jobs claimed for this run and not run go back."""
+    try:
+        if waiter is not None:
+            claimed = claimed + waiter.close()
+        executor.hand_back(claimed)
+    except MwJobsError as exc:  # the chron recycles what could not be handed back
+        log.error("could not hand back claimed jobs: %s", exc)
 
 
 def _backend(redis_url: str | None, config: RunnerConfig | None) -> QueueBackend:
@@ -223,9 +281,23 @@ def _configure_logging(as_json: bool) -> None:
         executor_log.addHandler(errors)
 
 
+class _Output:
+    """Where JSON documents go: ``sys.stdout``, or in a ``--procs`` child the output it
+    shares with its siblings (whole documents, one sibling at a time)."""
+
+    shared: SharedOutput | None = None
+
+
+_output = _Output()
+
+
 def _print(outcome: RunResult, as_json: bool) -> None:
     if as_json:
-        sys.stdout.write(outcome.to_json())  # no newline: runJobs prints none either
-        sys.stdout.flush()
+        document = outcome.to_json()  # no newline: runJobs prints none either
+        if _output.shared is not None:
+            _output.shared.write(document.encode())
+        else:
+            sys.stdout.write(document)
+            sys.stdout.flush()
     elif not outcome.jobs:
         click.echo("Job queue is empty.")

@@ -5,7 +5,9 @@ still runs, the lost claims recycled by the chron."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import json
 import os
 import selectors
 import signal
@@ -18,12 +20,13 @@ import pytest
 import redis
 
 from mwjobs.config import PythonDispatcher as PythonConfig
+from mwjobs.config import StatsdTarget, parse_config
 from mwjobs.job import JobSpec
 from mwjobs.queues.endpoint import parse_redis_endpoint
 from mwjobs.queues.redis import RedisBackend
 from mwjobs.runner.dispatch import DispatchError, PythonDispatcher, RunOutcome, RunRequest
 from mwjobs.runner.dispatch.python import DIED, WorkerRun
-from mwjobs.runner.pyworker import FrameReader, encode_frame
+from mwjobs.runner.pyworker import Boot, FrameReader, encode_frame
 from mwjobs.runner.result import RunResult, parse_result
 from mwjobs.runner.service import EXIT_HALT, Runner
 from mwjobs.runner.slots import Slot
@@ -31,7 +34,7 @@ from tests.daemons import Daemon, spawner
 from tests.runner.conftest import Recorder, config_doc, drive, make_config, write_config
 from tests.runner.test_daemon import gone
 from tests.runner.test_supervise import alive
-from tests.servers import RedisServer, wait_until
+from tests.servers import RedisServer, StatsdListener, statsd_values, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 MODULE = "tests.runner.pyjobs"
@@ -162,6 +165,47 @@ def test_throttling_rates_from_the_config_reach_the_workers(
     assert result.ok == 1
     assert redis_client.scard("e2e:runs") == 1
     assert TYPE in result.backoffs
+
+
+def test_workers_send_per_job_metrics_to_the_runners_statsd(
+    redis_server: RedisServer, redis_client: redis.Redis, selector: selectors.BaseSelector,
+    statsd_listener: StatsdListener,
+) -> None:  # fmt: skip
+    doc = config_doc({"kind": "python", "modules": [MODULE], "paths": [str(ROOT)]},
+                     redis=[redis_server.address])  # fmt: skip
+    doc["statsd"] = statsd_listener.address
+    pool = PythonDispatcher.from_config(parse_config(json.dumps(doc), "test.json"))
+    try:
+        assert pool.boot.statsd == StatsdTarget("127.0.0.1", statsd_listener.port)
+        pool.check()
+        # Enqueued 30 s ago; each job sleeps 20 ms on its first attempt.
+        backend = RedisBackend(redis_server.url, clock=lambda: time.time() - 30)
+        try:
+            specs = [JobSpec.create(TYPE, {"n": i, "sleep": 0.02}) for i in range(3)]
+            backend.queue(WIKI, TYPE).push(specs)
+        finally:
+            backend.close()
+        assert result_of(finish(pool, pool.start(request(), selector), selector)).ok == 3
+    finally:
+        pool.close()
+    statsd_listener.receive_until(
+        lambda lines: len(statsd_values(lines, f"jobqueue.rss_delta.{TYPE}", "c")) == 3,
+        DEADLINE, "three jobs' metrics",
+    )  # fmt: skip
+    lines = statsd_listener.lines
+    delays = statsd_values(lines, f"jobqueue.pickup_delay.{TYPE}", "ms")
+    assert len(delays) == 3 and all(ms >= 30_000 for ms in delays)
+    assert statsd_values(lines, "jobqueue.pickup_delay.all", "ms") == delays
+    runs = statsd_values(lines, f"jobqueue.run.{TYPE}", "ms")
+    assert len(runs) == 3 and all(ms >= 20 for ms in runs)
+
+
+def test_the_boot_message_carries_the_statsd_target() -> None:
+    boot = Boot((MODULE,), (), parse_redis_endpoint("127.0.0.1:6379"),
+                statsd=StatsdTarget("::1", 8125))  # fmt: skip
+    assert Boot.from_line(boot.to_line()) == boot
+    without = dataclasses.replace(boot, statsd=None)
+    assert Boot.from_line(without.to_line()) == without
 
 
 def test_a_worker_is_replaced_after_max_batches(

@@ -3,9 +3,9 @@
 The runner (:mod:`mwjobs.runner.dispatch.python`) starts it and talks to it over two pipes:
 
 * **stdin**, lines of JSON from the runner: first the :class:`Boot` message (job modules,
-  queue server, claim batch size, recycling limits), then one :class:`Assignment` per batch
-  (wiki, type, maxtime, maxmem). EOF means "exit": the runner is recycling the worker, is
-  stopping, or is gone.
+  queue server, claim batch size, recycling limits, the runner's statsd for per-job
+  metrics), then one :class:`Assignment` per batch (wiki, type, maxtime, maxmem). EOF means
+  "exit": the runner is recycling the worker, is stopping, or is gone.
 * **the original stdout**, frames to the runner, ``<kind> <rss> <length>\\n<payload>``:
   ``ready`` (the modules are imported), ``boot-error`` (payload: why not), ``result`` (payload:
   the batch's runJobs JSON document, exactly as ``mwjobs run-jobs --result=json`` prints it),
@@ -35,6 +35,7 @@ from types import FrameType
 from typing import Any, BinaryIO
 
 from mwjobs.backoff import BackoffFile
+from mwjobs.config import StatsdTarget
 from mwjobs.execute import (
     JobExecutor,
     Reached,
@@ -45,6 +46,7 @@ from mwjobs.execute import (
     resident_memory,
 )
 from mwjobs.group import JobQueueGroup
+from mwjobs.metrics import job_metrics_for
 from mwjobs.queues.endpoint import RedisEndpoint
 from mwjobs.queues.redis import RedisBackend
 from mwjobs.registry import import_job_modules
@@ -81,6 +83,7 @@ class Boot:
     max_memory: int | None = None  # bytes; None: no limit besides the batches' own
     verbose: bool = False
     throttling: dict[str, float] = dataclasses.field(default_factory=dict)
+    statsd: StatsdTarget | None = None  # the runner's: per-job metrics go there (spec §7.5)
 
     def to_line(self) -> bytes:
         data = dataclasses.asdict(self)
@@ -92,6 +95,8 @@ class Boot:
         data["modules"] = tuple(data["modules"])
         data["paths"] = tuple(data["paths"])
         data["queue"] = RedisEndpoint(**data["queue"])
+        if data.get("statsd") is not None:
+            data["statsd"] = StatsdTarget(**data["statsd"])
         return cls(**data)
 
 
@@ -181,6 +186,7 @@ class Worker:
         self.boot = boot
         self.backend = RedisBackend(boot.queue)
         self.backoffs = BackoffFile()  # the host's file, shared with run-jobs and runJobs.php
+        self.metrics = job_metrics_for(boot.statsd)
         self.should_stop = should_stop
         self.batches = 0
         self._executors: dict[str, JobExecutor] = {}
@@ -194,6 +200,7 @@ class Worker:
                 throttling=self.boot.throttling,
                 backoffs=self.backoffs,
                 should_stop=self.should_stop,
+                metrics=self.metrics,
             )
             self._executors[domain] = executor
         return executor
@@ -224,6 +231,8 @@ class Worker:
 
     def close(self) -> None:
         self.backend.close()
+        if self.metrics is not None:
+            self.metrics.close()
 
 
 def _send(channel: int, frame: bytes) -> None:

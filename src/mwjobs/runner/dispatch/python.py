@@ -50,7 +50,7 @@ import time
 from collections.abc import Mapping, Sequence
 
 from mwjobs.config import PythonDispatcher as PythonConfig
-from mwjobs.config import RunnerConfig
+from mwjobs.config import RunnerConfig, StatsdTarget
 from mwjobs.execute import parse_memory_limit
 from mwjobs.queues.endpoint import RedisEndpoint
 from mwjobs.runner.dispatch.base import (
@@ -235,6 +235,7 @@ class PythonDispatcher(Dispatcher):
         argv: Sequence[str] = WORKER_ARGV,
         env: Mapping[str, str] | None = None,
         verbose: bool | None = None,
+        statsd: StatsdTarget | None = None,
     ) -> None:
         if verbose is None:
             verbose = logging.getLogger("mwjobs").isEnabledFor(logging.DEBUG)
@@ -242,7 +243,7 @@ class PythonDispatcher(Dispatcher):
         self.config = config
         self.size = max(1, size)
         self.boot = Boot(config.modules, config.paths, queue, config.batch, config.max_batches,
-                         max_memory, verbose, dict(config.throttling))  # fmt: skip
+                         max_memory, verbose, dict(config.throttling), statsd)  # fmt: skip
         self.argv = list(argv)
         self.env = env
         self.workers: list[_Worker] = []  # every process not reaped yet, leaving ones too
@@ -261,7 +262,8 @@ class PythonDispatcher(Dispatcher):
         disp = config.dispatcher
         assert isinstance(disp, PythonConfig)
         slots = sum(group.runners for group in config.enabled_groups)
-        return cls(disp, config.redis.queues[0], disp.workers or slots, env=env)
+        return cls(disp, config.redis.queues[0], disp.workers or slots, env=env,
+                   statsd=config.statsd)  # fmt: skip
 
     def __repr__(self) -> str:
         return f"<PythonDispatcher {len(self.live)}/{self.size} workers>"
