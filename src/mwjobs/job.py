@@ -180,7 +180,7 @@ class JobSpec:
             merged.setdefault("title", title)
         return cls(
             job_type,
-            merged,
+            MappingProxyType(merged),  # already a private copy: __post_init__ keeps it
             remove_duplicates=remove_duplicates,
             remove_duplicates_ignore_params=tuple(ignore_params),
             dedup_style=dedup_style,
@@ -207,7 +207,8 @@ class JobSpec:
 
     @property
     def is_root_job(self) -> bool:
-        return self.root_job is not None and bool(self.params.get(ROOT_IS_SELF_PARAM))
+        # rootJobIsSelf first: most jobs lack it, and it is checked on every push.
+        return bool(self.params.get(ROOT_IS_SELF_PARAM)) and self.root_job is not None
 
     def dedup_hash(self) -> str:
         """The 31-char base-36 de-duplication hash, or '' if duplicates are allowed."""

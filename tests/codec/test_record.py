@@ -24,6 +24,7 @@ from mwjobs.codec import (
     php_unserialize,
     spec_dedup_hash,
 )
+from mwjobs.codec.dedup import _base36_31
 from mwjobs.codec.record import _decode_general
 from mwjobs.errors import RecordError
 from tests.codec.conftest import PhpOracle
@@ -62,6 +63,20 @@ def test_dedup_info_vector() -> None:
     )
     assert base36_sha1(serialized) == "j66c9icc7d92im135tkwc7xxefhkynh"
     assert job_dedup_hash("null", WORKED_PARAMS) == "j66c9icc7d92im135tkwc7xxefhkynh"
+
+
+@settings(max_examples=2000)
+@given(
+    st.one_of(
+        st.integers(0, 2**160 - 1),
+        st.sampled_from([0, 1, 35, 36, 1295, 1296, 36**30 - 1, 36**30, 2**160 - 1]),
+    )
+)
+def test_base36_writes_two_digits_at_a_time_correctly(number: int) -> None:
+    text = _base36_31(number)
+    assert len(text) == 31
+    assert text == text.lower()
+    assert int(text, 36) == number
 
 
 def test_worked_example_blob_round_trips() -> None:

@@ -28,16 +28,24 @@ __all__ = [
 VOLATILE_PARAMS = ("rootJobSignature", "rootJobTimestamp", "jobReleaseTimestamp", "requestId")
 
 _DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
+# Every two-digit base-36 string, by value: converting two digits per division halves the
+# big-int divisions of each dedup hash (about 1 µs of a push with removeDuplicates).
+_DIGIT_PAIRS = [high + low for high in _DIGITS for low in _DIGITS]
 
 
 def base36_sha1(data: bytes) -> str:
     """``Wikimedia\\base_convert(sha1(data), 16, 36, 31)``."""
-    number = int(hashlib.sha1(data).hexdigest(), 16)
-    digits: list[str] = []
+    return _base36_31(int.from_bytes(hashlib.sha1(data).digest(), "big"))
+
+
+def _base36_31(number: int) -> str:
+    """``number`` (at most 160 bits) in base 36, zero-padded to 31 digits."""
+    pairs: list[str] = []
     while number:
-        number, remainder = divmod(number, 36)
-        digits.append(_DIGITS[remainder])
-    return "".join(reversed(digits)).rjust(31, "0")
+        number, remainder = divmod(number, 36 * 36)
+        pairs.append(_DIGIT_PAIRS[remainder])
+    # The top pair may start with a 0 (31 digits take 16 pairs): strip, then pad.
+    return "".join(reversed(pairs)).lstrip("0").rjust(31, "0")
 
 
 def _without(params: Mapping[PhpKey, PhpValue], names: Iterable[str]) -> dict[PhpKey, PhpValue]:

@@ -214,6 +214,12 @@ def _serialize_mapping(head: bytes, mapping: Mapping[PhpKey, PhpValue], out: lis
 
 def php_serialize(value: PhpValue) -> bytes:
     """``serialize($value)`` exactly as PHP 8.2 writes it."""
+    # Strings and ints directly, without the output list (most record fields are these).
+    if type(value) is str:
+        raw = value.encode("utf-8")
+        return b's:%d:"%b";' % (len(raw), raw)
+    if type(value) is int and INT64_MIN <= value <= INT64_MAX:
+        return b"i:%d;" % value
     out: list[bytes] = []
     _serialize_into(value, out)
     return b"".join(out)
