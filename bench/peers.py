@@ -14,7 +14,10 @@ run, never the project's .venv); each peer's side runs in that environment
   100 at a time) runs them; the rate is timed from the first job's start to the last one's
   (worker start-up excluded), counted inside the worker (``peers_tasks/common.py``);
 * pickup latency: with the worker idle, 200 jobs at 50/s, each carrying its enqueue time;
-  the task records now - then. Median and p99.
+  the task records now - then. Median and p99;
+* baseline (printed under the table, not a library): N plain redis-py ``LPUSH`` calls, one
+  per job, on the same server, before and after the libraries: the round-trip ceiling of
+  any single enqueue.
 
 mwjobs runs in three configurations: the executor loop in one process, idle-waiting on the
 push wake-up channel (``mwjobs.queues.redis_wake``); the same loop polling every 0.5 ms (what
@@ -173,11 +176,11 @@ def mwjobs_driver(url: str) -> Driver:
         bulk,
         lambda t: queue.push([JobSpec.create("benchNoop", {"t": t})]) and None,
         {
+            "executor, claims of 100, pushes hand over jobs": [
+                *this, "--mwjobs-worker", "handoff", "--url", url
+            ],
             "executor, claims of 100, woken by pushes": [
                 *this, "--mwjobs-worker", "wake", "--url", url
-            ],
-            "executor, claims of 100, 0.5 ms poll": [
-                *this, "--mwjobs-worker", "poll", "--url", url
             ],
             "chron + runner + python dispatcher (1 slot)": [
                 *this, "--mwjobs-services", "--url", url
@@ -199,13 +202,14 @@ def _stop_on_sigterm() -> Callable[[], bool]:
 
 def mwjobs_worker(url: str, idle: str) -> None:
     """The mwjobs worker: one process claiming 100 jobs at a time with the executor; when
-    the queue is empty it waits for a push wake-up (``wake``) or pops again 0.5 ms later
-    (``poll``)."""
+    the queue is empty it blocks until a push hands it a job (``handoff``, the group's
+    waiter), waits for a push wake-up (``wake``) or pops again 0.5 ms later (``poll``)."""
     import peers_tasks.mwjobs_tasks  # noqa: F401 - registers benchNoop
 
     from mwjobs.backoff import BackoffFile
     from mwjobs.execute import JobExecutor, RunOptions
     from mwjobs.group import JobQueueGroup
+    from mwjobs.job import QueuedJob
     from mwjobs.queues.endpoint import parse_redis_endpoint
     from mwjobs.queues.redis import RedisBackend
     from mwjobs.queues.redis_wake import PushListener
@@ -220,13 +224,20 @@ def mwjobs_worker(url: str, idle: str) -> None:
             backoffs=BackoffFile(Path(tmp) / "backoffs.json"),
         )
         options = RunOptions(job_type="benchNoop", batch=100)
+        waiter = executor.group.waiter("benchNoop") if idle == "handoff" else None
+        claimed: list[QueuedJob] = []
         while not stopped():
-            if executor.run(options).jobs:
+            if executor.run(options, claimed).jobs:
+                claimed = []
                 continue
-            if listener is None:
+            if waiter is not None:
+                claimed = waiter.wait(MWJOBS_FALLBACK_POLL)
+            elif listener is None:
                 time.sleep(MWJOBS_IDLE_POLL)
             else:
                 listener.poll(timeout=MWJOBS_FALLBACK_POLL)
+        if waiter is not None:
+            executor.hand_back(waiter.close())
 
 
 def mwjobs_services(url: str) -> None:
@@ -272,6 +283,25 @@ def rate(n: int, work: Callable[[], None]) -> float:
     start = time.perf_counter()
     work()
     return n / (time.perf_counter() - start)
+
+
+def raw_lpush_rate(url: str, n: int) -> float:
+    """The baseline, not a library: N plain redis-py ``LPUSH`` calls, one per job, on the
+    same server: what one round trip per job costs through redis-py, the ceiling of any
+    "enqueue single"."""
+    client = redis.Redis.from_url(url)
+
+    def lpushes(count: int) -> None:
+        for i in range(count):
+            client.lpush("bench:raw", i)
+
+    client.flushall()
+    lpushes(1000)  # warm-up: connect, first allocations
+    try:
+        return rate(n, lambda: lpushes(n))
+    finally:
+        client.flushall()
+        client.close()
 
 
 @contextlib.contextmanager
@@ -424,6 +454,19 @@ def best(r: dict[str, Any]) -> dict[str, float | None]:
     }
 
 
+def baseline_note(raw_lpush: tuple[float, float], results: dict[str, dict[str, Any]]) -> str:
+    """The raw LPUSH baseline, measured before and after the libraries, under the table (it
+    is not a library). The host's round trip can change during a run; both show it."""
+    before, after = raw_lpush
+    note = (f"\nBaseline (not a library): raw redis-py {redis.__version__} LPUSH, one call per "
+            f"job, same server: {fmt(before)} jobs/s before the libraries, {fmt(after)} after; "
+            "the round-trip ceiling of enqueue single.")  # fmt: skip
+    if "mwjobs" in results:
+        share = results["mwjobs"]["enqueue_single"] / max(raw_lpush)
+        note += f" mwjobs enqueue single reaches {share:.0%} of the better one."
+    return note
+
+
 def ratios(results: dict[str, dict[str, Any]]) -> str:
     if "mwjobs" not in results:
         return ""
@@ -451,7 +494,8 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=20_000)
     parser.add_argument("--only", default=",".join(("mwjobs", *PEERS)))
     parser.add_argument("--peer", help=argparse.SUPPRESS)  # the peer side, in the peers' venv
-    parser.add_argument("--mwjobs-worker", choices=("wake", "poll"), help=argparse.SUPPRESS)
+    parser.add_argument("--mwjobs-worker", choices=("handoff", "wake", "poll"),
+                        help=argparse.SUPPRESS)  # fmt: skip
     parser.add_argument("--mwjobs-services", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -470,14 +514,18 @@ def main() -> None:
     results: dict[str, dict[str, Any]] = {}
     with private_redis() as server:
         url = server.url
+        print("measuring the raw LPUSH baseline ...", file=sys.stderr)
+        raw_lpush_before = raw_lpush_rate(url, args.jobs)
         for name in names:
             print(f"measuring {name} ...", file=sys.stderr)
             if name == "mwjobs":
                 results[name] = measure(mwjobs_driver(url), url, args.jobs)
             else:
                 results[name] = run_peer(python, name, url, args.jobs)
+        raw_lpush = (raw_lpush_before, raw_lpush_rate(url, args.jobs))
     print(f"{args.jobs:,} no-op jobs, one worker process each, one private redis-server\n")
     print(table(results))
+    print(baseline_note(raw_lpush, results))
     print(ratios(results))
 
 
