@@ -19,11 +19,13 @@ run, never the project's .venv); each peer's side runs in that environment
   per job, on the same server, before and after the libraries: the round-trip ceiling of
   any single enqueue.
 
-mwjobs runs in three configurations: the executor loop in one process, idle-waiting on the
-push wake-up channel (``mwjobs.queues.redis_wake``); the same loop polling every 0.5 ms (what
-it did before the channel existed); and the services as deployed: ``mwjobs chron`` +
-``mwjobs runner`` with one slot and the python dispatcher (its one worker process runs the
-jobs; the runner and the chron are two more, mostly idle, processes).
+mwjobs runs in three configurations: the executor loop in one process, idle-blocked on the
+group's waiter (a push hands its job over already claimed, ``mwjobs.queues.redis_handoff``);
+the same loop idle-waiting on the push wake-up channel (``mwjobs.queues.redis_wake``) and
+popping after each wake-up; and the services as deployed: ``mwjobs chron`` + ``mwjobs
+runner`` with one slot and the python dispatcher (its one worker process runs the jobs; the
+runner and the chron are two more, mostly idle, processes). mwjobs' enqueue is also timed
+with ``lazy_push`` in ``deferred()`` blocks (MediaWiki's lazyPush), printed apart.
 """
 
 # Each library is imported inside its driver: the peers live in bench/.venv-peers, mwjobs in
@@ -75,6 +77,9 @@ class Driver:
     enqueue_bulk: Callable[[int], None] | None
     enqueue_pickup: Callable[[float], None]
     workers: dict[str, list[str]]  # worker configuration -> argv
+    # mwjobs only: one lazy_push call per job inside a deferred block of n jobs (MediaWiki's
+    # lazyPush); printed beside the table, never counted as enqueue single.
+    enqueue_lazy: Callable[[int], None] | None = None
 
 
 # -- the peers (run inside bench/.venv-peers) --------------------------------------------------
@@ -159,7 +164,7 @@ def huey_driver(url: str) -> Driver:
 
 
 def mwjobs_driver(url: str) -> Driver:
-    from mwjobs.group import JobQueueGroup
+    from mwjobs.group import JobQueueGroup, deferred
     from mwjobs.job import JobSpec
     from mwjobs.queues.redis import RedisBackend
 
@@ -168,6 +173,11 @@ def mwjobs_driver(url: str) -> Driver:
 
     def bulk(n: int) -> None:
         queue.push([JobSpec.create("benchNoop", {}) for _ in range(n)])
+
+    def lazy(n: int) -> None:
+        with deferred():
+            for _ in range(n):
+                group.lazy_push(JobSpec.create("benchNoop", {}))
 
     this = [sys.executable, str(Path(__file__).resolve())]
     return Driver(
@@ -186,6 +196,7 @@ def mwjobs_driver(url: str) -> Driver:
                 *this, "--mwjobs-services", "--url", url
             ],
         },
+        enqueue_lazy=lazy,
     )
 
 
@@ -338,9 +349,15 @@ def measure(driver: Driver, url: str, n: int) -> dict[str, Any]:
         client.flushall()
         enqueue_bulk = driver.enqueue_bulk
         bulk = rate(n, lambda: [enqueue_bulk(CHUNK) for _ in range(n // CHUNK)] and None)
+    lazy = None
+    if driver.enqueue_lazy is not None:
+        client.flushall()
+        enqueue_lazy = driver.enqueue_lazy
+        lazy = rate(n, lambda: [enqueue_lazy(CHUNK) for _ in range(n // CHUNK)] and None)
     workers = {name: drain_and_pickup(driver, argv, client, url, n)
                for name, argv in driver.workers.items()}  # fmt: skip
-    return {"enqueue_single": single, "enqueue_bulk": bulk, "workers": workers}
+    return {"enqueue_single": single, "enqueue_bulk": bulk, "enqueue_lazy": lazy,
+            "workers": workers}  # fmt: skip
 
 
 def fill(driver: Driver, n: int) -> None:
@@ -464,6 +481,15 @@ def baseline_note(raw_lpush: tuple[float, float], results: dict[str, dict[str, A
     if "mwjobs" in results:
         share = results["mwjobs"]["enqueue_single"] / max(raw_lpush)
         note += f" mwjobs enqueue single reaches {share:.0%} of the better one."
+        lazy = results["mwjobs"].get("enqueue_lazy")
+        if lazy:
+            peers = [r["enqueue_single"] for name, r in results.items() if name != "mwjobs"]
+            note += (f"\n\nmwjobs lazy_push (MediaWiki's lazyPush: one call per job inside a "
+                     f"deferred() block of {CHUNK:,}, pushed when the block ends): "
+                     f"{fmt(lazy)} jobs/s")  # fmt: skip
+            if peers:
+                note += f", {lazy / max(peers):.1f}x the best peer's enqueue single"
+            note += "."
     return note
 
 
