@@ -10,6 +10,7 @@ and line.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -17,8 +18,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 import redis
@@ -267,26 +269,30 @@ def test_wait_prints_one_document_per_run(
     push(group, "recentChangesUpdate", 1)
     out_path = jobs_dir / "out.json"
     with out_path.open("w") as out:
-        proc = subprocess.Popen(
-            argv(redis_server, jobs_dir, "--result=json", "--wait", "--maxjobs=2"),
-            stdout=out,
-            stderr=subprocess.PIPE,
-        )
-        try:
+        args = argv(redis_server, jobs_dir, "--result=json", "--wait", "--maxjobs=2")
+        with started(args, out) as proc:
             wait_until(lambda: len(documents(out_path.read_text())) == 1, 30, "the first run")
             push(group, "recentChangesUpdate", 1)  # the next run takes it and hits the limit
             assert proc.wait(timeout=30) == 0
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            assert proc.stderr is not None
-            proc.stderr.close()
     docs = documents(out_path.read_text())
     assert [d["reached"] for d in docs[:1]] == ["none-ready"]
     assert docs[-1]["reached"] == "job-limit"
     assert sum(len(d["jobs"]) for d in docs) == 2
     assert "}{" in out_path.read_text()  # concatenated, as runJobs prints them
+
+
+@contextlib.contextmanager
+def started(args: list[str], out: IO[str]) -> Iterator[subprocess.Popen[bytes]]:
+    """``args`` as a process writing to ``out``, killed on the way out if still running."""
+    proc = subprocess.Popen(args, stdout=out, stderr=subprocess.PIPE)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        assert proc.stderr is not None
+        proc.stderr.close()
 
 
 def documents(text: str) -> list[dict[str, Any]]:

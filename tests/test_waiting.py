@@ -21,7 +21,7 @@ from mwjobs.queues.redis import RedisBackend
 from mwjobs.queues.redis_handoff import HandoffWaiter
 from mwjobs.registry import JobRegistry
 from tests.servers import RedisServer, wait_until
-from tests.test_run_jobs_cli import WIKI, argv, documents, jobs_dir, push
+from tests.test_run_jobs_cli import WIKI, argv, documents, jobs_dir, push, started
 
 __all__ = ["jobs_dir"]  # the fixture, shared with test_run_jobs_cli
 
@@ -100,23 +100,13 @@ def test_run_jobs_wait_is_woken_by_a_push_and_leaves_no_registration(
     waiters = queue.keys.waiters  # type: ignore[attr-defined]
     out_path = jobs_dir / "out.json"
     with out_path.open("w") as out:
-        proc = subprocess.Popen(
-            argv(redis_server, jobs_dir, "--result=json", "--wait", "--maxjobs=1",
-                 "--type=recentChangesUpdate"),
-            stdout=out,
-            stderr=subprocess.PIPE,
-        )  # fmt: skip
-        try:
+        args = argv(redis_server, jobs_dir, "--result=json", "--wait", "--maxjobs=1",
+                    "--type=recentChangesUpdate")  # fmt: skip
+        with started(args, out) as proc:
             # Idle after an empty run: blocked on its handoff list, registered on the queue.
             wait_until(lambda: bool(redis_client.zcard(waiters)), 30, "the idle registration")
             push(group, "recentChangesUpdate", 1)
             assert proc.wait(timeout=30) == 0
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            assert proc.stderr is not None
-            proc.stderr.close()
     docs = documents(out_path.read_text())
     assert docs[0]["reached"] == "none-ready" and docs[0]["jobs"] == []
     assert docs[-1]["reached"] == "job-limit"

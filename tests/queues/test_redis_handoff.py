@@ -28,9 +28,17 @@ class Waiting:
     """``waiter.wait(timeout)`` in a thread, so the test can push while it blocks."""
 
     def __init__(self, waiter: JobWaiter, timeout: float) -> None:
+        self.waiter = waiter
         self.result: list[QueuedJob] | None = None
         self.thread = threading.Thread(target=self._run, args=(waiter, timeout), daemon=True)
         self.thread.start()
+
+    @classmethod
+    def on(cls, queue: RedisJobQueue, client: redis.Redis, timeout: float = 10) -> Waiting:
+        """A new waiter of ``queue`` blocked in its wait (registered) when this returns."""
+        waiting = cls(queue.redis.waiter([queue]), timeout)
+        wait_until(registered(client, queue), 5, "the waiter's registration")
+        return waiting
 
     def _run(self, waiter: JobWaiter, timeout: float) -> None:
         self.result = waiter.wait(timeout)
@@ -53,10 +61,9 @@ def test_a_push_hands_its_job_to_the_blocked_waiter_already_claimed(
     backend: RedisBackend, redis_client: redis.Redis
 ) -> None:
     queue = backend.queue("enwiki", "null")
-    waiter = backend.waiter([queue])
+    waiting = Waiting.on(queue, redis_client)
+    waiter = waiting.waiter
     assert isinstance(waiter, HandoffWaiter)
-    waiting = Waiting(waiter, 10)
-    wait_until(registered(redis_client, queue), 5, "the waiter's registration")
     started = time.monotonic()
     assert queue.push([spec(1, remove_duplicates=True)]) == 1
     [job] = waiting.join()
@@ -82,9 +89,8 @@ def test_the_handed_record_is_byte_identical_to_a_queued_one(
     backend: RedisBackend, redis_client: redis.Redis
 ) -> None:
     queue = backend.queue("enwiki", "null")
-    waiter = backend.waiter([queue])
-    waiting = Waiting(waiter, 10)
-    wait_until(registered(redis_client, queue), 5, "the waiter's registration")
+    waiting = Waiting.on(queue, redis_client)
+    waiter = waiting.waiter
     pushed = spec(7)
     queue.push([pushed])
     [job] = waiting.join()
@@ -111,9 +117,8 @@ def test_a_batch_hands_one_job_and_queues_the_rest_in_order(
     backend: RedisBackend, redis_client: redis.Redis
 ) -> None:
     queue = backend.queue("enwiki", "null")
-    waiter = backend.waiter([queue])
-    waiting = Waiting(waiter, 10)
-    wait_until(registered(redis_client, queue), 5, "the waiter's registration")
+    waiting = Waiting.on(queue, redis_client)
+    waiter = waiting.waiter
     assert queue.push([spec(1), spec(2), spec(3)]) == 3
     [job] = waiting.join()
     assert job.params["n"] == 1
@@ -125,9 +130,8 @@ def test_delayed_jobs_are_never_handed_over(
     backend: RedisBackend, redis_client: redis.Redis
 ) -> None:
     queue = backend.queue("enwiki", "null")
-    waiter = backend.waiter([queue])
-    waiting = Waiting(waiter, 0.5)
-    wait_until(registered(redis_client, queue), 5, "the waiter's registration")
+    waiting = Waiting.on(queue, redis_client, 0.5)
+    waiter = waiting.waiter
     queue.push([spec(1, delay=600)])
     assert waiting.join() == []  # timed out
     assert queue.sizes().delayed == 1 and queue.sizes().claimed == 0
@@ -200,9 +204,8 @@ def test_an_unreadable_handed_record_is_set_aside(
     backend: RedisBackend, redis_client: redis.Redis
 ) -> None:
     queue = backend.queue("enwiki", "null")
-    waiter = backend.waiter([queue])
-    waiting = Waiting(waiter, 10)
-    wait_until(registered(redis_client, queue), 5, "the waiter's registration")
+    waiting = Waiting.on(queue, redis_client)
+    waiter = waiting.waiter
     keys = queue.keys.for_push()
     backend.scripts.push.run(redis_client, keys, [queue.keys.queue_id, "", 1, "bad", "", 0,
                                                   b"a:1:{broken"])  # fmt: skip
@@ -220,9 +223,8 @@ def test_superseded_root_jobs_come_back_as_duplicates(
     newer = new_root_job_params("Template:X", now=1_700_000_060)
     queue.push([JobSpec.create("null", newer)])  # registers the newer root
     queue.pop_many(1)
-    waiter = backend.waiter([queue])
-    waiting = Waiting(waiter, 10)
-    wait_until(registered(redis_client, queue), 5, "the waiter's registration")
+    waiting = Waiting.on(queue, redis_client)
+    waiter = waiting.waiter
     queue.push([JobSpec.create("null", older)])  # a late job of the older batch
     [job] = waiting.join()
     assert job.is_duplicate

@@ -98,9 +98,7 @@ class HandoffWaiter(JobWaiter):
             self._drop_client()
             return []
         with self.backend.guard("leaving the waiters"):
-            items: list[bytes] = self.backend.scripts.leave.run(
-                self.client, self._leave_keys, []
-            )
+            items: list[bytes] = self.backend.scripts.leave.run(self.client, self._leave_keys, [])
         self._registered = False
         self._drop_client()
         return self._jobs(items)
