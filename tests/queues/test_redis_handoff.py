@@ -10,9 +10,10 @@ import pytest
 import redis
 
 from mwjobs.codec import QUEUES_WITH_JOBS_KEY, encode_record
+from mwjobs.group import JobQueueGroup
 from mwjobs.job import JobSpec, JobState, QueuedJob, new_root_job_params
 from mwjobs.queues.base import JobWaiter, MaintenancePolicy
-from mwjobs.queues.redis import RedisBackend, RedisJobQueue
+from mwjobs.queues.redis import RedisBackend, RedisJobQueue, redis_version
 from mwjobs.queues.redis_handoff import HANDOFF_PREFIX, HandoffWaiter, parse_handoff
 from tests.servers import RedisServer, wait_until
 
@@ -165,24 +166,99 @@ def test_no_handoff_while_older_jobs_wait_in_the_queue(
     assert [j.params["n"] for j in queue.pop_many(10)] == [0, 1]
 
 
-def test_close_returns_jobs_handed_over_after_the_last_wait(
+def test_a_served_waiter_gets_nothing_more_while_it_is_busy(
+    backend: RedisBackend, redis_client: redis.Redis
+) -> None:
+    first, second = backend.queue("enwiki", "null"), backend.queue("enwiki", "other")
+    waiting = Waiting(backend.waiter([first, second]), 10)
+    wait_until(registered(redis_client, second), 5, "the waiter's registrations")
+    first.push([spec(1)])
+    assert [j.params["n"] for j in waiting.join()] == [1]
+    # Served: its registration on the other queue ended with it, so the next job there is
+    # queued for anyone, not claimed for a consumer that is busy running the first.
+    second.push([JobSpec.create("other", {"n": 2})])
+    assert (second.sizes().unclaimed, second.sizes().claimed) == (1, 0)
+    assert waiting.waiter.close() == []
+
+
+def test_one_push_of_two_types_serves_two_idle_waiters(
+    backend: RedisBackend, redis_client: redis.Redis
+) -> None:
+    group = JobQueueGroup(backend, "enwiki")
+    queues = [backend.queue("enwiki", "null"), backend.queue("enwiki", "other")]
+    waitings = [Waiting(backend.waiter(queues), 10) for _ in range(2)]
+    wait_until(lambda: redis_client.zcard(queues[1].keys.waiters) == 2, 5, "both waiters")
+    group.push([spec(1), JobSpec.create("other", {"n": 2})])
+    got = [waiting.join() for waiting in waitings]
+    assert sorted(len(jobs) for jobs in got) == [1, 1]
+    assert sorted(str(job.params["n"]) for jobs in got for job in jobs) == ["1", "2"]
+    for waiting in waitings:
+        assert waiting.waiter.close() == []
+
+
+def test_a_wait_that_times_out_leaves_every_queue(
     backend: RedisBackend, redis_client: redis.Redis
 ) -> None:
     first, second = backend.queue("enwiki", "null"), backend.queue("enwiki", "other")
     waiter = backend.waiter([first, second])
-    waiting = Waiting(waiter, 10)
-    wait_until(registered(redis_client, second), 5, "the waiter's registrations")
-    first.push([spec(1)])
-    assert [j.params["n"] for j in waiting.join()] == [1]
-    # Still registered on the other queue (until the registration expires): its next job
-    # is claimed for us while we are busy, and close() returns it.
-    second.push([JobSpec.create("other", {"n": 2})])
-    assert second.sizes().unclaimed == 0 and second.sizes().claimed == 1
-    [left] = waiter.close()
-    assert left.type == "other" and left.params["n"] == 2
+    assert isinstance(waiter, HandoffWaiter)
+    assert waiter.wait(0.05) == []
+    assert redis_client.zcard(first.keys.waiters) == 0
     assert redis_client.zcard(second.keys.waiters) == 0
-    second.push([JobSpec.create("other", {"n": 3})])  # after close: queued normally
-    assert second.sizes().unclaimed == 1
+    assert not redis_client.exists(waiter.key + ":live")
+    first.push([spec(1)])
+    assert first.sizes().unclaimed == 1  # queued, not claimed for an idle-no-more waiter
+    assert waiter.close() == []
+
+
+def test_jobs_handed_over_between_waits_come_with_the_next_wait(
+    backend: RedisBackend, redis_client: redis.Redis
+) -> None:
+    queue = backend.queue("enwiki", "null")
+    waiter = backend.waiter([queue])
+    assert isinstance(waiter, HandoffWaiter)
+    # As if registered and served in the moment between a block ending and leaving.
+    redis_client.set(waiter.key + ":live", 1)
+    redis_client.zadd(queue.keys.waiters, {waiter.key: time.time() * 1000 + 60_000})
+    queue.push([spec(1)])
+    started = time.monotonic()
+    [job] = waiter.wait(10)
+    assert time.monotonic() - started < 2 and job.params["n"] == 1
+    assert not redis_client.exists(waiter.key)  # taken off the list
+    assert waiter.close() == []
+
+
+def test_close_returns_what_was_handed_over_and_not_yet_taken(
+    backend: RedisBackend, redis_client: redis.Redis
+) -> None:
+    queue = backend.queue("enwiki", "null")
+    waiting = Waiting.on(queue, redis_client)
+    queue.push([spec(1)])
+    assert len(waiting.join()) == 1
+    waiter = waiting.waiter
+    assert isinstance(waiter, HandoffWaiter)
+    redis_client.set(waiter.key + ":live", 1)  # registered again, as a next wait() would
+    redis_client.zadd(queue.keys.waiters, {waiter.key: time.time() * 1000 + 60_000})
+    waiter._registered = True
+    queue.push([spec(2)])
+    [left] = waiter.close()
+    assert left.params["n"] == 2 and left.state is JobState.CLAIMED
+    assert not redis_client.exists(waiter.key + ":live")
+    queue.push([spec(3)])
+    assert queue.sizes().unclaimed == 1  # after close: queued normally
+
+
+def test_skipped_types_neither_end_the_wait_nor_get_jobs(
+    backend: RedisBackend, redis_client: redis.Redis
+) -> None:
+    throttled, other = backend.queue("enwiki", "null"), backend.queue("enwiki", "other")
+    throttled.push([spec(1)])
+    waiter = backend.waiter([throttled, other])
+    started = time.monotonic()
+    assert waiter.wait(0.2, skip={"null"}) == []  # its ready job does not end the wait
+    assert time.monotonic() - started >= 0.2
+    assert throttled.sizes().unclaimed == 1
+    assert waiter.close() == []
 
 
 def test_a_job_handed_to_a_dead_consumer_is_recycled_by_the_chron(
@@ -190,6 +266,7 @@ def test_a_job_handed_to_a_dead_consumer_is_recycled_by_the_chron(
 ) -> None:
     queue = backend.queue("enwiki", "null")
     dead = HANDOFF_PREFIX + "dead"
+    redis_client.set(dead + ":live", 1, px=60_000)  # killed while blocked: still registered
     redis_client.zadd(queue.keys.waiters, {dead: time.time() * 1000 + 60_000})
     queue.push([spec(1)])
     assert redis_client.llen(dead) == 1 and 0 < redis_client.pttl(dead) <= 60_000
@@ -198,6 +275,26 @@ def test_a_job_handed_to_a_dead_consumer_is_recycled_by_the_chron(
     assert result.released == 1
     [job] = queue.pop_many(1)
     assert job.params["n"] == 1 and job.attempts == 2
+
+
+def test_a_registration_without_its_live_key_is_passed_over(
+    backend: RedisBackend, redis_client: redis.Redis
+) -> None:
+    queue = backend.queue("enwiki", "null")
+    gone = HANDOFF_PREFIX + "left"  # its :live key expired or was deleted by leave.lua
+    redis_client.zadd(queue.keys.waiters, {gone: time.time() * 1000 + 60_000})
+    queue.push([spec(1)])
+    assert queue.sizes().unclaimed == 1 and not redis_client.exists(gone)
+
+
+def test_redis_version_is_read_from_info() -> None:
+    assert redis_version({"redis_version": "7.0.15"}) == (7, 0, 15)
+    assert redis_version({"redis_version": "5.0.7"}) < (6, 0)
+    assert redis_version({}) == (0,)
+
+
+def test_the_server_here_supports_handoff(backend: RedisBackend) -> None:
+    assert backend.supports_handoff()
 
 
 def test_an_unreadable_handed_record_is_set_aside(

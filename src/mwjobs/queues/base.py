@@ -20,7 +20,7 @@ from __future__ import annotations
 import abc
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 from mwjobs.job import JobSpec, JobState, QueuedJob
@@ -242,10 +242,11 @@ class JobWaiter(abc.ABC):
     """An idle consumer waiting for new jobs on some queues (:meth:`QueueBackend.waiter`)."""
 
     @abc.abstractmethod
-    def wait(self, timeout: float) -> list[QueuedJob]:
-        """Block until there may be work, at most ``timeout`` seconds. Returns the jobs a
-        push claimed for this consumer while it waited (run them, or hand them back), or
-        ``[]``: a queue has ready jobs or the time is up; either way, pop next."""
+    def wait(self, timeout: float, skip: Collection[str] = ()) -> list[QueuedJob]:
+        """Block until there may be work, at most ``timeout`` seconds; queues of the types
+        in ``skip`` (backing off) neither end the wait nor get jobs claimed for us. Returns
+        the jobs a push claimed for this consumer (run them, or hand them back), or ``[]``:
+        a queue has ready jobs or the time is up; either way, pop next."""
 
     @abc.abstractmethod
     def close(self) -> list[QueuedJob]:
@@ -261,9 +262,10 @@ class PollingWaiter(JobWaiter):
         self.queues = list(queues)
         self.interval = interval
 
-    def wait(self, timeout: float) -> list[QueuedJob]:
+    def wait(self, timeout: float, skip: Collection[str] = ()) -> list[QueuedJob]:
         deadline = time.monotonic() + timeout
-        while not any(queue.sizes().unclaimed for queue in self.queues):
+        queues = [queue for queue in self.queues if queue.type not in skip]
+        while not any(queue.sizes().unclaimed for queue in queues):
             left = deadline - time.monotonic()
             if left <= 0:
                 break

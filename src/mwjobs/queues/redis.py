@@ -47,6 +47,7 @@ from mwjobs.queues.base import (
     JobWaiter,
     MaintenancePolicy,
     MaintenanceResult,
+    PollingWaiter,
     QueueBackend,
     QueueSizes,
 )
@@ -54,7 +55,7 @@ from mwjobs.queues.endpoint import RedisEndpoint, parse_redis_endpoint
 from mwjobs.queues.redis_lua import Arg, LuaScript, ScriptCall, Scripts, load_scripts, run_pipelined
 
 __all__ = ["WAKE_CHANNEL", "QueueKeys", "RedisBackend", "RedisJobQueue", "make_client",
-           "wake_channel"]  # fmt: skip
+           "redis_version", "wake_channel"]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +160,7 @@ class RedisBackend(QueueBackend):
         self._client: redis.Redis | None = None
         self._owns_client = True
         self._reported_bad_queue_ids: set[bytes] = set()
+        self._handoff: bool | None = None  # see supports_handoff
 
     @classmethod
     def from_client(
@@ -258,7 +260,22 @@ class RedisBackend(QueueBackend):
         mine = [queue for queue in queues if isinstance(queue, RedisJobQueue)]
         if len(mine) != len(queues) or any(queue.redis is not self for queue in mine):
             raise ValueError(f"{self}: a waiter's queues must all be on this backend")
+        if not self.supports_handoff():
+            return PollingWaiter(queues)
         return HandoffWaiter(self, mine)
+
+    def supports_handoff(self) -> bool:
+        """Whether the server can serve a :class:`HandoffWaiter` (Redis 6.0 or later: it
+        blocks with fractional timeouts). Asked once per backend."""
+        if self._handoff is None:
+            with self.guard("reading the server version"):
+                info: dict[str, Any] = self.client.info("server")
+            self._handoff = redis_version(info) >= (6, 0)
+            if not self._handoff:
+                version = info.get("redis_version")
+                log.warning("%s: Redis %s is older than 6.0; idle waiters poll instead "
+                            "of getting jobs handed over", self, version)  # fmt: skip
+        return self._handoff
 
     def close(self) -> None:
         if self._client is not None and self._owns_client:
@@ -478,6 +495,14 @@ class RedisJobQueue(JobQueue):
 def _maintenance_result(reply: Sequence[Any]) -> MaintenanceResult:
     released, abandoned, pruned, undelayed, ready = (int(x) for x in reply)
     return MaintenanceResult(released, abandoned, pruned, undelayed, ready)
+
+
+def redis_version(info: dict[str, Any]) -> tuple[int, ...]:
+    """The server's version from ``INFO server`` as numbers, ``(0,)`` when unreadable."""
+    try:
+        return tuple(int(part) for part in str(info["redis_version"]).split(".")[:3])
+    except (KeyError, ValueError):
+        return (0,)
 
 
 def _mw_timestamp(raw: bytes | str | None) -> int | None:

@@ -10,24 +10,31 @@ record to that list: Redis answers the blocked ``BLPOP`` at once, so the job rea
 consumer with the push's own round trip. Pushes from MediaWiki hand nothing over; the
 consumer sees them when its wait times out and the next ``wait.lua`` finds them ready.
 
-A handed-over job is an ordinary claimed job: acked when it ran, recycled by the chron after
-the claim TTL if its consumer died. Registrations expire on their own a little after the
-consumer's block ends, so a consumer killed while idle strands at most the jobs pushed in
-that moment (claimed, recycled by the chron, never lost).
+A consumer gets one job per wait: the push that serves it deletes its ``:live`` key, which
+ends its registrations on every queue, and a wait that times out leaves at once (taking what
+was handed over in between), so nothing is claimed for a consumer that is busy. A
+handed-over job is an ordinary claimed job: acked when it ran, recycled by the chron after
+the claim TTL if its consumer died. Registrations also expire on their own 0.5 s after the
+consumer's block would end, so a consumer killed while blocked strands at most the jobs
+pushed in that moment (claimed, recycled by the chron, never lost), as does an interrupt in
+the microseconds between ``BLPOP``'s reply and :meth:`HandoffWaiter.wait` returning it.
+
+Needs Redis 6.0 or later (fractional ``BLPOP`` timeouts); :meth:`RedisBackend.waiter`
+checks and falls back to polling on older servers.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
-from collections.abc import Sequence
+import time
+from collections.abc import Collection, Sequence
 
 import redis
 
 from mwjobs.job import QueuedJob
 from mwjobs.queues.base import JobWaiter
-from mwjobs.queues.redis import RedisBackend, RedisJobQueue, make_client
+from mwjobs.queues.redis import RedisBackend, RedisJobQueue
 
 __all__ = ["HANDOFF_PREFIX", "MAX_WAIT", "HandoffWaiter", "parse_handoff"]
 
@@ -37,7 +44,7 @@ HANDOFF_PREFIX = "mwjobs:jobqueue:handoff:"
 # The longest block per wait() (a longer timeout is cut to this); the connection's read
 # timeout is the endpoint's plus this, so a vanished server still ends the block.
 MAX_WAIT = 30.0
-# A registration outlives the block by this much, covering the round trip back to wait.lua.
+# A registration outlives the block by this much, covering the round trip to leave.lua.
 REGISTRATION_GRACE = 0.5
 
 
@@ -50,7 +57,8 @@ def parse_handoff(item: bytes) -> tuple[str, bytes, int, bytes]:
 
 class HandoffWaiter(JobWaiter):
     """One consumer's handoff list and registrations on ``queues`` (all on ``backend``).
-    Uses its own connection, since ``BLPOP`` holds it while blocked."""
+    Uses its own connection, since ``BLPOP`` holds it while blocked. One thread at a time:
+    a consumer waits, then works, then waits again."""
 
     def __init__(self, backend: RedisBackend, queues: Sequence[RedisJobQueue]) -> None:
         if not queues:
@@ -58,9 +66,6 @@ class HandoffWaiter(JobWaiter):
         self.backend = backend
         self.queues = {queue.keys.queue_id: queue for queue in queues}
         self.key = HANDOFF_PREFIX + os.urandom(16).hex()
-        self._wait_keys = [self.key]
-        for queue in queues:
-            self._wait_keys += [queue.keys.unclaimed, queue.keys.waiters]
         self._leave_keys = [self.key, *(queue.keys.waiters for queue in queues)]
         self._client: redis.Redis | None = None
         self._registered = False
@@ -70,36 +75,57 @@ class HandoffWaiter(JobWaiter):
 
     @property
     def client(self) -> redis.Redis:
+        """A connection like the backend's (same address, TLS, credentials), whose read
+        timeout allows for the longest block."""
         if self._client is None:
-            endpoint = self.backend.endpoint
-            self._client = make_client(
-                dataclasses.replace(endpoint, read_timeout=endpoint.read_timeout + MAX_WAIT)
+            pool = self.backend.client.connection_pool
+            options = dict(pool.connection_kwargs)
+            read_timeout = options.get("socket_timeout")
+            if read_timeout is not None:
+                options["socket_timeout"] = read_timeout + MAX_WAIT
+            self._client = redis.Redis(
+                connection_pool=redis.ConnectionPool(
+                    connection_class=pool.connection_class, **options
+                )
             )
         return self._client
 
-    def wait(self, timeout: float) -> list[QueuedJob]:
+    def wait(self, timeout: float, skip: Collection[str] = ()) -> list[QueuedJob]:
         timeout = min(max(timeout, 0.01), MAX_WAIT)
+        queues = [queue for queue in self.queues.values() if queue.type not in skip]
+        if not queues:  # every type is backing off: nothing to wait for but the time
+            time.sleep(timeout)
+            return []
+        keys = [self.key]
+        for queue in queues:
+            keys += [queue.keys.unclaimed, queue.keys.waiters]
         ttl_ms = int((timeout + REGISTRATION_GRACE) * 1000)
         scripts = self.backend.scripts
+        # Marked before the script runs: if anything interrupts us after it registered,
+        # close() must still leave.
+        self._registered = True
         with self.backend.guard("waiting for jobs"):
-            reply = scripts.wait.run(self.client, self._wait_keys, [ttl_ms])
-            handed = int(reply[0])
-            if handed:  # claimed for us after an earlier wait returned
-                items: list[bytes] = self.client.lpop(self.key, handed) or []  # type: ignore[assignment]
-                return self._jobs(items)
-            if len(reply) > 1:  # ready jobs: pop them
-                return []
-            self._registered = True
+            reply = scripts.wait.run(self.client, keys, [ttl_ms])
+            handed: list[bytes] = reply[0]
+            if handed or len(reply) > 1:  # jobs claimed for us earlier, or ready ones to pop
+                self._registered = False
+                return self._jobs(handed)
             popped: tuple[bytes, bytes] | None = self.client.blpop([self.key], timeout)  # type: ignore[assignment]
-        return self._jobs([popped[1]]) if popped else []
+            if popped is not None:  # the push that served us ended our registrations
+                self._registered = False
+                return self._jobs([popped[1]])
+            # Timed out: leave now, taking whatever a push handed over since the block
+            # ended, so nothing is claimed for us while we are busy elsewhere.
+            items: list[bytes] = scripts.leave.run(self.client, self._leave_keys, [])
+            self._registered = False
+        return self._jobs(items)
 
     def close(self) -> list[QueuedJob]:
-        if not self._registered:
-            self._drop_client()
-            return []
-        with self.backend.guard("leaving the waiters"):
-            items: list[bytes] = self.backend.scripts.leave.run(self.client, self._leave_keys, [])
-        self._registered = False
+        items: list[bytes] = []
+        if self._registered:
+            with self.backend.guard("leaving the waiters"):
+                items = self.backend.scripts.leave.run(self.client, self._leave_keys, [])
+            self._registered = False
         self._drop_client()
         return self._jobs(items)
 

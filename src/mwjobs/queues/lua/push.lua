@@ -21,10 +21,15 @@
 -- delayed job has it) is dropped, whatever its release time.
 --
 -- Handoff: while the queue has no unclaimed job and a consumer waits on it (registered by
--- wait.lua, its registration not expired), a ready job is claimed here exactly as pop_many
--- claims one (claim time, attempts + 1, no dedup entry) and its record is appended to that
--- consumer's handoff list, which it is blocked on: it gets the job without another round
--- trip. Each waiter takes one job and leaves the set; the rest of the batch is queued.
+-- wait.lua: its handoff list's name in KEYS[7], and the key <list>:live while it waits), a
+-- ready job is claimed here exactly as pop_many claims one (claim time, attempts + 1, no
+-- dedup entry) and its record is appended to that consumer's handoff list, which it is
+-- blocked on: it gets the job without another round trip. Deleting <list>:live ends the
+-- consumer's registrations on every queue at once, so it gets one job per wait and nothing
+-- while it is busy; members whose :live key is gone (served, left, expired) are dropped
+-- here. The rest of the batch is queued as usual. The list and :live keys are named by the
+-- members, not passed in KEYS: this needs a single server (no Cluster), as MediaWiki's
+-- layout does anyway.
 if redis.replicate_commands then
     redis.replicate_commands() -- Redis < 5: TIME below needs effects replication
 end
@@ -47,13 +52,24 @@ if redis.call('EXISTS', kWaiters) == 1 and redis.call('LLEN', kUnclaimed) == 0 t
     waiters = true
 end
 
+local function live_waiter()
+    while true do
+        local popped = redis.call('ZPOPMIN', kWaiters)
+        if #popped == 0 then
+            return nil
+        end
+        if redis.call('DEL', popped[1] .. ':live') == 1 then
+            return popped[1]
+        end
+    end
+end
+
 local function hand_off(id, blob)
-    local popped = redis.call('ZPOPMIN', kWaiters)
-    if #popped == 0 then
+    local target = live_waiter()
+    if not target then
         waiters = nil
         return false
     end
-    local target = popped[1]
     redis.call('ZADD', kClaimed, now, id)
     local attempts = redis.call('HINCRBY', kAttempts, id, 1)
     redis.call('HSET', kData, id, blob)
