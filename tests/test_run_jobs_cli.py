@@ -543,6 +543,11 @@ def _start_waiting_children(
     return proc, children_of(proc.pid)
 
 
+def live_waiters(client: redis.Redis) -> list[bytes]:
+    """The handoff registrations of consumers idle right now."""
+    return list(client.scan_iter(match="mwjobs:jobqueue:handoff:*:live"))
+
+
 def test_a_sigkilled_parent_leaves_no_child_behind(
     redis_server: RedisServer, jobs_dir: Path, redis_client: redis.Redis
 ) -> None:
@@ -562,9 +567,13 @@ def test_sigterm_to_the_parent_reaches_every_child(
 ) -> None:
     proc, children = _start_waiting_children(redis_server, jobs_dir, 2)
     try:
+        # Both idle in their wait (registered for handoffs), then stopped: each child leaves
+        # its wait and exits 0 (run_loop's SIGTERM), so the parent does too.
+        wait_until(lambda: len(live_waiters(redis_client)) == 2, 30, "both children idle")
         proc.terminate()
-        assert proc.wait(timeout=30) == 128 + signal.SIGTERM  # the children's status
+        assert proc.wait(timeout=30) == 0
         assert not any(running(pid) for pid in children)  # reaped by the parent
+        assert live_waiters(redis_client) == []  # they left their registrations
     finally:
         if proc.poll() is None:
             proc.kill()

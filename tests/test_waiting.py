@@ -8,20 +8,23 @@ import subprocess
 import threading
 import time
 from pathlib import Path
+from typing import ClassVar
 
+import pytest
 import redis
 
 from mwjobs.execute import JobExecutor, Reached, RunOptions
 from mwjobs.group import JobQueueGroup
-from mwjobs.job import JobSpec
-from mwjobs.jobs import NullJob
+from mwjobs.job import JobSpec, JobState
+from mwjobs.jobs import Job, NullJob
 from mwjobs.queues.base import PollingWaiter
 from mwjobs.queues.memory import MemoryBackend
 from mwjobs.queues.redis import RedisBackend
 from mwjobs.queues.redis_handoff import HandoffWaiter
 from mwjobs.registry import JobRegistry
 from tests.servers import RedisServer, wait_until
-from tests.test_run_jobs_cli import WIKI, argv, documents, jobs_dir, push, started
+from tests.test_run_jobs_cli import WIKI, argv, documents, jobs_dir, push
+from tests.test_run_jobs_cli import started as started_process
 
 __all__ = ["jobs_dir"]  # the fixture, shared with test_run_jobs_cli
 
@@ -71,11 +74,20 @@ def test_a_group_waits_on_every_default_type(
     )  # fmt: skip
     waiter = group.waiter()
     assert isinstance(waiter, HandoffWaiter)
-    assert waiter.wait(0.05) == []  # registers, times out
-    for job_type, expected in (("a", 1), ("b", 1), ("c", 0)):
-        assert redis_client.zcard(group.queue(job_type).keys.waiters) == expected  # type: ignore[attr-defined]
+    done: list[list[object]] = []
+    blocked = threading.Thread(target=lambda: done.append(list(waiter.wait(10))), daemon=True)
+    blocked.start()
+    a, b, c = (group.queue(t).keys.waiters for t in "abc")  # type: ignore[attr-defined]
+    wait_until(lambda: redis_client.zcard(a) == redis_client.zcard(b) == 1, 5, "registrations")
+    assert redis_client.zcard(c) == 0  # excluded from the default types
+    group.push([JobSpec.create("b", {})])
+    blocked.join(10)
+    assert len(done) == 1 and len(done[0]) == 1
     assert waiter.close() == []
-    assert redis_client.zcard(group.queue("a").keys.waiters) == 0  # type: ignore[attr-defined]
+    # Served on b: its member of a's set is dead (no :live key) and passed over by pushes.
+    assert not redis_client.exists(waiter.key + ":live")
+    group.push([JobSpec.create("a", {})])
+    assert group.queue("a").sizes().unclaimed == 1
 
 
 def test_polling_waiter_returns_when_a_job_is_ready() -> None:
@@ -102,7 +114,7 @@ def test_run_jobs_wait_is_woken_by_a_push_and_leaves_no_registration(
     with out_path.open("w") as out:
         args = argv(redis_server, jobs_dir, "--result=json", "--wait", "--maxjobs=1",
                     "--type=recentChangesUpdate")  # fmt: skip
-        with started(args, out) as proc:
+        with started_process(args, out) as proc:
             # Idle after an empty run: blocked on its handoff list, registered on the queue.
             wait_until(lambda: bool(redis_client.zcard(waiters)), 30, "the idle registration")
             push(group, "recentChangesUpdate", 1)
@@ -135,3 +147,98 @@ def test_run_jobs_wait_interrupted_while_idle_leaves_cleanly(
             proc.wait()
     assert proc.returncode != 0  # interrupted
     assert redis_client.zcard(waiters) == 0, err.decode()
+
+
+class Step(Job):
+    """Records that it ran; ``stop`` makes it raise KeyboardInterrupt (a Ctrl-C mid-run)."""
+
+    ran: ClassVar[list[int]] = []
+
+    def run(self) -> bool:
+        Step.ran.append(int(str(self.params["n"])))
+        if self.params.get("stop"):
+            raise KeyboardInterrupt
+        return True
+
+
+def test_an_interrupt_acks_what_ran_and_hands_back_what_did_not(
+    redis_server: RedisServer, redis_client: redis.Redis
+) -> None:
+    reg = JobRegistry(builtins=False, entry_points=False)
+    reg.add("step", Step)
+    group = JobQueueGroup(RedisBackend(redis_server.url), WIKI, registry=reg)
+    group.push([JobSpec.create("step", {"n": 1}), JobSpec.create("step", {"n": 2, "stop": 1}),
+                JobSpec.create("step", {"n": 3})])  # fmt: skip
+    claimed = group.pop_many("step", 3)  # as handed over by a waiter
+    Step.ran.clear()
+    with pytest.raises(KeyboardInterrupt):
+        JobExecutor(group).run(RunOptions(job_type="step", batch=10), claimed)
+    assert Step.ran == [1, 2]
+    queue = group.queue("step")
+    # 1 ran and was acked (it must not run again); 2 was interrupted mid-run and stays
+    # claimed for the chron; 3 never started and is queued again.
+    assert [j.params["n"] for j in queue.list_jobs(JobState.CLAIMED)] == [2]
+    assert [j.params["n"] for j in queue.list_jobs(JobState.UNCLAIMED)] == [3]
+
+
+def test_run_jobs_wait_rests_a_second_when_ready_jobs_are_not_its_own(
+    redis_server: RedisServer, redis_client: redis.Redis, jobs_dir: Path
+) -> None:
+    # An unknown --type: every run is none-possible, yet its queue has a ready job.
+    JobQueueGroup(RedisBackend.from_client(redis_client), WIKI).push(
+        JobSpec.create("notRegistered", {})
+    )
+    out_path = jobs_dir / "out.json"
+    with out_path.open("w") as out:
+        args = argv(redis_server, jobs_dir, "--result=json", "--wait", "--type=notRegistered")
+        started = time.monotonic()
+        with started_process(args, out) as proc:
+            wait_until(lambda: len(documents(out_path.read_text())) >= 4, 30, "four runs")
+            elapsed = time.monotonic() - started
+            proc.terminate()
+            assert proc.wait(timeout=30) == 0
+    # The first early wake-up runs at once (the jobs might be ours); after that every empty
+    # run is followed by a second's rest, as MediaWiki's sleep: not a busy loop.
+    assert elapsed >= 1.9
+    docs = documents(out_path.read_text())
+    assert {d["reached"] for d in docs} == {"none-possible"}
+
+
+def test_run_jobs_wait_ends_cleanly_when_its_server_goes(
+    tmp_path_factory: pytest.TempPathFactory, jobs_dir: Path
+) -> None:
+    server = RedisServer(tmp_path_factory.mktemp("redis-gone"))
+    server.start()
+    try:
+        client = redis.Redis.from_url(server.url)
+        out_path = jobs_dir / "out.json"
+        with out_path.open("w") as out:
+            args = argv(server, jobs_dir, "--result=json", "--wait", "--type=chatty")
+            with started_process(args, out) as proc:
+                wait_until(lambda: bool(client.keys("*:live")), 30, "the idle registration")
+                server.kill()
+                assert proc.wait(timeout=30) == 0
+        docs = documents(out_path.read_text())
+        assert docs[-1] == {"jobs": [], "reached": "exception"}
+        client.close()
+    finally:
+        server.stop()
+
+
+def test_run_jobs_stops_after_the_current_job_on_sigterm(
+    redis_server: RedisServer, redis_client: redis.Redis, jobs_dir: Path
+) -> None:
+    group = JobQueueGroup(RedisBackend.from_client(redis_client), WIKI)
+    group.push([JobSpec.create("null", {"usleep": 500_000}) for _ in range(3)])
+    out_path = jobs_dir / "out.json"
+    with out_path.open("w") as out:
+        args = argv(redis_server, jobs_dir, "--result=json", "--type=null", "--batch=3")
+        with started_process(args, out) as proc:
+            queue = group.queue("null")
+            wait_until(lambda: queue.sizes().claimed == 3, 30, "the batch's claim")
+            proc.terminate()
+            assert proc.wait(timeout=30) == 0
+    [doc] = documents(out_path.read_text())
+    assert doc["reached"] == "time-limit" and [j["status"] for j in doc["jobs"]] == ["ok"]
+    sizes = group.queue("null").sizes()
+    assert (sizes.unclaimed, sizes.claimed) == (2, 0)  # the two not started went back

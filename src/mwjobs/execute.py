@@ -378,6 +378,9 @@ class _Run:
         except MwJobsError as exc:  # the queue is unreachable: report what ran
             log.error("run stopped: %s", exc, exc_info=exc)
             self.result.reached = Reached.EXCEPTION
+        except BaseException:  # Ctrl-C, SystemExit: settle the claims, then go
+            self.settle_interrupted()
+            raise
         self.finish()
         return self.result
 
@@ -501,6 +504,18 @@ class _Run:
                 metrics.flush()  # a run's last packets must not wait for the next run
             except Exception:
                 log.exception("flushing metrics to %r failed", metrics)
+
+    def settle_interrupted(self) -> None:
+        """Ack the jobs that ran and hand back those not started, so an interrupt neither
+        runs a finished job again nor strands a claimed one. The job interrupted mid-run
+        stays claimed: the chron retries it, as after a crash."""
+        self.hand_back.extend(self.pending)
+        self.pending.clear()
+        try:
+            self.flush_acks()
+            self.give_back()
+        except Exception as exc:  # the chron recycles the rest
+            log.error("could not settle claims after an interrupt: %s", exc)
 
     def give_back(self) -> None:
         jobs, self.hand_back = self.hand_back, []

@@ -150,6 +150,11 @@ class JobQueueGroup:
             return next(iter(backends.values())).waiter(queues)
         return PollingWaiter(queues)
 
+    def forget_queues_with_jobs(self) -> None:
+        """Drop the cached list of queues with jobs (:meth:`pop_many` of any type reads it
+        again): a waiter said new work is ready, maybe of a type the list lacks."""
+        self._with_jobs = None
+
     def default_types(self) -> list[str]:
         """Registered types minus those excluded from the default queue."""
         return [t for t in self.registry.types() if t not in self.excluded_from_default]

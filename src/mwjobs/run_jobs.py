@@ -9,8 +9,6 @@ each job sends MediaWiki's per-job metrics (:class:`mwjobs.metrics.JobStatsd`).
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import logging
 import sys
 
@@ -20,14 +18,14 @@ from mwjobs.backoff import BackoffFile
 from mwjobs.cliopts import EXIT_CONFIG, config_file_option
 from mwjobs.config import PythonDispatcher, RunnerConfig, load_config
 from mwjobs.errors import ConfigError, MwJobsError
-from mwjobs.execute import JobExecutor, Reached, RunOptions, RunResult, parse_memory_limit
+from mwjobs.execute import JobExecutor, RunOptions, RunResult, parse_memory_limit
 from mwjobs.forks import MAX_PROCS, SharedOutput, fork_children
 from mwjobs.group import JobQueueGroup
-from mwjobs.job import QueuedJob
 from mwjobs.metrics import job_metrics_for
-from mwjobs.queues.base import JobWaiter, QueueBackend
+from mwjobs.queues.base import QueueBackend
 from mwjobs.queues.redis import RedisBackend
 from mwjobs.registry import import_job_modules
+from mwjobs.run_loop import RunLoop
 
 __all__ = ["run_jobs"]
 
@@ -35,11 +33,6 @@ log = logging.getLogger(__name__)
 
 # runJobs' own default memory limit: 3 x $wgMemoryLimit's default of 50M.
 DEFAULT_MEMORY_LIMIT = 150 * 1024 * 1024
-# Runs after which --wait stops looping (anything else: wait for work, run again).
-FINAL = frozenset({Reached.TIME_LIMIT, Reached.JOB_LIMIT, Reached.MEMORY_LIMIT, Reached.EXCEPTION})
-# --wait: MediaWiki sleeps a second between runs; mwjobs waits at most that long, and a push
-# ends the wait at once (on Redis the pushed job is handed over already claimed).
-WAIT_SECONDS = 1.0
 
 
 def _config_rates(config: RunnerConfig | None) -> dict[str, float]:
@@ -205,35 +198,16 @@ def run_jobs(
         throttle=not nothrottle,
         batch=batch,
     )
-    waiter = executor.group.waiter(job_type) if wait else None
-    claimed: list[QueuedJob] = []
     try:
-        while True:
-            # In JSON mode stdout carries only the result (the jobrunner parses it): whatever
-            # a job prints goes to stderr.
-            with contextlib.redirect_stdout(sys.stderr if as_json else sys.stdout):
-                outcome = executor.run(options, claimed)
-            claimed = []
-            _print(outcome, as_json)
-            if waiter is None or outcome.reached in FINAL:
-                break
-            if options.max_jobs:
-                left = options.max_jobs - len(outcome.jobs)
-                options = dataclasses.replace(options, max_jobs=left)
-            claimed = waiter.wait(WAIT_SECONDS)
+        waiter = executor.group.waiter(job_type) if wait else None
+    except MwJobsError as exc:  # asking the server what it supports failed
+        click.echo(f"Error: {exc}", err=True)
+        ctx.exit(1)
+    try:
+        RunLoop(executor, options, waiter, lambda outcome: _print(outcome, as_json),
+                quiet_stdout=as_json).run()  # fmt: skip
     finally:
-        _settle(executor, waiter, claimed)
         backend.close()
-
-
-def _settle(executor: JobExecutor, waiter: JobWaiter | None, claimed: list[QueuedJob]) -> None:
-    """On the way out (a limit, Ctrl-C): jobs claimed for this run and not run go back."""
-    try:
-        if waiter is not None:
-            claimed = claimed + waiter.close()
-        executor.hand_back(claimed)
-    except MwJobsError as exc:  # the chron recycles what could not be handed back
-        log.error("could not hand back claimed jobs: %s", exc)
 
 
 def _backend(redis_url: str | None, config: RunnerConfig | None) -> QueueBackend:
