@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import threading
@@ -22,6 +23,7 @@ from mwjobs.queues.memory import MemoryBackend
 from mwjobs.queues.redis import RedisBackend
 from mwjobs.queues.redis_handoff import HandoffWaiter
 from mwjobs.registry import JobRegistry
+from mwjobs.run_loop import _Interrupted, _StopOnTerm
 from tests.servers import RedisServer, wait_until
 from tests.test_run_jobs_cli import WIKI, argv, documents, jobs_dir, push
 from tests.test_run_jobs_cli import started as started_process
@@ -242,3 +244,61 @@ def test_run_jobs_stops_after_the_current_job_on_sigterm(
     assert doc["reached"] == "time-limit" and [j["status"] for j in doc["jobs"]] == ["ok"]
     sizes = group.queue("null").sizes()
     assert (sizes.unclaimed, sizes.claimed) == (2, 0)  # the two not started went back
+
+
+def test_sigterm_interrupts_only_a_block_or_a_rest() -> None:
+    waiter = PollingWaiter([])
+    stop = _StopOnTerm()
+    stop.waiter = waiter
+    stop(signal.SIGTERM, None)  # busy (e.g. reading a handed job): noted, not raised
+    assert stop.requested
+    fresh = _StopOnTerm()
+    fresh.waiter = waiter
+    waiter.blocking = True
+    with pytest.raises(_Interrupted):
+        fresh(signal.SIGTERM, None)
+    fresh(signal.SIGTERM, None)  # the same stop again, at once: ignored, not a kill
+
+
+def test_a_group_stop_of_procs_lets_every_child_finish_its_job(
+    redis_server: RedisServer, redis_client: redis.Redis, jobs_dir: Path
+) -> None:
+    # systemd and the command dispatcher signal the whole group, and the --procs parent
+    # forwards the signal too: each child gets SIGTERM twice, which must not kill it.
+    group = JobQueueGroup(RedisBackend.from_client(redis_client), WIKI)
+    queue = group.queue("null")
+    group.push([JobSpec.create("null", {"usleep": 700_000}) for _ in range(4)])
+    out_path = jobs_dir / "out.json"
+    with out_path.open("w") as out:
+        proc = subprocess.Popen(
+            argv(redis_server, jobs_dir, "--result=json", "--type=null", "--procs=2"),
+            stdout=out, stderr=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+        try:
+            wait_until(lambda: queue.sizes().claimed == 2, 30, "both children running a job")
+            os.killpg(proc.pid, signal.SIGTERM)
+            assert proc.wait(timeout=30) == 0
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+    docs = documents(out_path.read_text())
+    assert [[j["status"] for j in d["jobs"]] for d in docs] == [["ok"], ["ok"]]
+    sizes = queue.sizes()
+    assert (sizes.unclaimed, sizes.claimed) == (2, 0)
+
+
+def test_an_idle_wait_without_a_type_does_not_reread_the_queue_list(
+    redis_server: RedisServer, redis_client: redis.Redis, jobs_dir: Path
+) -> None:
+    out_path = jobs_dir / "out.json"
+    with out_path.open("w") as out:
+        args = argv(redis_server, jobs_dir, "--result=json", "--wait")
+        with started_process(args, out) as proc:
+            wait_until(lambda: len(documents(out_path.read_text())) >= 1, 30, "the first run")
+            redis_client.config_resetstat()
+            wait_until(lambda: len(documents(out_path.read_text())) >= 3, 30, "two idle runs")
+            stats = redis_client.info("commandstats")
+            proc.terminate()
+            assert proc.wait(timeout=30) == 0
+    assert "cmdstat_smembers" not in stats  # the 15 s cache holds while nothing is ready

@@ -122,8 +122,8 @@ def fork_children(n: int) -> Child | int:
             failed = exc
             break
         if pid == 0:
-            # The default actions, as runJobs' children: a signal ends the child at once
-            # (its claimed jobs are recycled by the chron, as after any crash).
+            # Not the parent's forwarder: the default actions until the child's own loop
+            # sets its handlers (run-jobs' stops after the current job on SIGTERM).
             for signum in STOP_SIGNALS:
                 signal.signal(signum, signal.SIG_DFL)
             die_with_parent(parent)

@@ -28,10 +28,12 @@ def backend(redis_server: RedisServer, redis_client: redis.Redis) -> Iterator[Re
 class Waiting:
     """``waiter.wait(timeout)`` in a thread, so the test can push while it blocks."""
 
-    def __init__(self, waiter: JobWaiter, timeout: float) -> None:
+    def __init__(
+        self, waiter: JobWaiter, timeout: float, skip: frozenset[str] | set[str] = frozenset()
+    ) -> None:
         self.waiter = waiter
         self.result: list[QueuedJob] | None = None
-        self.thread = threading.Thread(target=self._run, args=(waiter, timeout), daemon=True)
+        self.thread = threading.Thread(target=self._run, args=(waiter, timeout, skip), daemon=True)
         self.thread.start()
 
     @classmethod
@@ -41,8 +43,8 @@ class Waiting:
         wait_until(registered(client, queue), 5, "the waiter's registration")
         return waiting
 
-    def _run(self, waiter: JobWaiter, timeout: float) -> None:
-        self.result = waiter.wait(timeout)
+    def _run(self, waiter: JobWaiter, timeout: float, skip: frozenset[str] | set[str]) -> None:
+        self.result = waiter.wait(timeout, skip)
 
     def join(self) -> list[QueuedJob]:
         self.thread.join(10)
@@ -290,6 +292,7 @@ def test_a_registration_without_its_live_key_is_passed_over(
 def test_redis_version_is_read_from_info() -> None:
     assert redis_version({"redis_version": "7.0.15"}) == (7, 0, 15)
     assert redis_version({"redis_version": "5.0.7"}) < (6, 0)
+    assert redis_version({"redis_version": "7.2.4-rc1"}) == (7, 2, 4)
     assert redis_version({}) == (0,)
 
 
@@ -339,3 +342,61 @@ def test_waiters_are_for_one_backends_queues(
     other = RedisBackend(redis_server.url)
     with pytest.raises(ValueError, match="must all be on this backend"):
         backend.waiter([other.queue("enwiki", "null")])
+
+
+def test_a_skipped_queue_does_not_reach_us_through_an_old_registration(
+    backend: RedisBackend, redis_client: redis.Redis
+) -> None:
+    wanted, skipped = backend.queue("enwiki", "null"), backend.queue("enwiki", "other")
+    waiter = backend.waiter([wanted, skipped])
+    assert isinstance(waiter, HandoffWaiter)
+    first = Waiting(waiter, 10)
+    wait_until(registered(redis_client, skipped), 5, "the first registrations")
+    wanted.push([spec(1)])
+    assert len(first.join()) == 1  # served on `wanted`; its member of skipped's set lingers
+    assert redis_client.zscore(skipped.keys.waiters, waiter.key) is not None
+    waiter_live = waiter.key + ":live"
+    second = Waiting(waiter, 10, skip={"other"})
+    wait_until(lambda: bool(redis_client.exists(waiter_live)), 5, "the next registration")
+    assert redis_client.zscore(skipped.keys.waiters, waiter.key) is None  # left
+    skipped.push([JobSpec.create("other", {"n": 3})])
+    assert (skipped.sizes().unclaimed, skipped.sizes().claimed) == (1, 0)
+    wanted.push([spec(4)])
+    assert [j.params["n"] for j in second.join()] == [4]
+    assert waiter.close() == []
+
+
+def test_waiting_and_closing_leaves_no_connection_open(
+    backend: RedisBackend, redis_client: redis.Redis
+) -> None:
+    queue = backend.queue("enwiki", "null")
+    backend.queue("enwiki", "null").sizes()  # the backend's own connection, made now
+    before = len(redis_client.client_list())
+    for _ in range(20):
+        waiter = backend.waiter([queue])
+        assert waiter.wait(0.01) == []
+        assert waiter.close() == []
+    assert len(redis_client.client_list()) == before
+
+
+def test_an_acl_user_without_info_still_gets_handoff(
+    redis_server: RedisServer, redis_client: redis.Redis
+) -> None:
+    redis_client.acl_setuser(
+        "pusher", enabled=True, passwords=["+secret"], categories=["+@all", "-@dangerous"],
+        keys=["*"], channels=["*"],
+    )  # fmt: skip
+    try:
+        url = redis_server.url.replace("redis://", "redis://pusher:secret@")
+        limited = RedisBackend(url)
+        queue = limited.queue("enwiki", "null")
+        waiter = limited.waiter([queue])
+        assert isinstance(waiter, HandoffWaiter)
+        waiting = Waiting(waiter, 10)
+        wait_until(registered(redis_client, queue), 5, "the registration")
+        queue.push([spec(1)])
+        assert len(waiting.join()) == 1
+        waiter.close()
+        limited.close()
+    finally:
+        redis_client.acl_deluser("pusher")

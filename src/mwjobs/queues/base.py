@@ -241,6 +241,10 @@ class JobQueue(abc.ABC):
 class JobWaiter(abc.ABC):
     """An idle consumer waiting for new jobs on some queues (:meth:`QueueBackend.waiter`)."""
 
+    #: True only while :meth:`wait` is blocked where an exception (a signal handler's) would
+    #: lose nothing: the caller may interrupt it then, and only then.
+    blocking: bool = False
+
     @abc.abstractmethod
     def wait(self, timeout: float, skip: Collection[str] = ()) -> list[QueuedJob]:
         """Block until there may be work, at most ``timeout`` seconds; queues of the types
@@ -269,7 +273,11 @@ class PollingWaiter(JobWaiter):
             left = deadline - time.monotonic()
             if left <= 0:
                 break
-            time.sleep(min(self.interval, left))  # a poll interval, not synchronisation
+            self.blocking = True
+            try:
+                time.sleep(min(self.interval, left))  # a poll interval, not synchronisation
+            finally:
+                self.blocking = False
         return []
 
     def close(self) -> list[QueuedJob]:

@@ -18,6 +18,7 @@ import contextlib
 import dataclasses
 import functools
 import logging
+import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -268,14 +269,25 @@ class RedisBackend(QueueBackend):
         """Whether the server can serve a :class:`HandoffWaiter` (Redis 6.0 or later: it
         blocks with fractional timeouts). Asked once per backend."""
         if self._handoff is None:
-            with self.guard("reading the server version"):
-                info: dict[str, Any] = self.client.info("server")
+            try:
+                with self.guard("reading the server version"):
+                    info: dict[str, Any] = self.client.info("server")
+            except QueueError as exc:
+                if not isinstance(exc.__cause__, redis.exceptions.NoPermissionError):
+                    raise
+                # INFO is @dangerous; an ACL user that may not run it is on Redis 6 or
+                # later (ACLs came with 6.0), which is all handoff needs.
+                return self._set_handoff(True)
             self._handoff = redis_version(info) >= (6, 0)
             if not self._handoff:
                 version = info.get("redis_version")
                 log.warning("%s: Redis %s is older than 6.0; idle waiters poll instead "
                             "of getting jobs handed over", self, version)  # fmt: skip
         return self._handoff
+
+    def _set_handoff(self, supported: bool) -> bool:
+        self._handoff = supported
+        return supported
 
     def close(self) -> None:
         if self._client is not None and self._owns_client:
@@ -499,10 +511,10 @@ def _maintenance_result(reply: Sequence[Any]) -> MaintenanceResult:
 
 def redis_version(info: dict[str, Any]) -> tuple[int, ...]:
     """The server's version from ``INFO server`` as numbers, ``(0,)`` when unreadable."""
-    try:
-        return tuple(int(part) for part in str(info["redis_version"]).split(".")[:3])
-    except (KeyError, ValueError):
+    found = re.match(r"(\d+)(?:\.(\d+))?(?:\.(\d+))?", str(info.get("redis_version", "")))
+    if found is None:
         return (0,)
+    return tuple(int(part) for part in found.groups() if part is not None)
 
 
 def _mw_timestamp(raw: bytes | str | None) -> int | None:

@@ -46,6 +46,8 @@ HANDOFF_PREFIX = "mwjobs:jobqueue:handoff:"
 MAX_WAIT = 30.0
 # A registration outlives the block by this much, covering the round trip to leave.lua.
 REGISTRATION_GRACE = 0.5
+# The read timeout under the block when the backend's connection has none.
+UNBOUNDED_READ_TIMEOUT = 5.0
 
 
 def parse_handoff(item: bytes) -> tuple[str, bytes, int, bytes]:
@@ -80,9 +82,9 @@ class HandoffWaiter(JobWaiter):
         if self._client is None:
             pool = self.backend.client.connection_pool
             options = dict(pool.connection_kwargs)
-            read_timeout = options.get("socket_timeout")
-            if read_timeout is not None:
-                options["socket_timeout"] = read_timeout + MAX_WAIT
+            # Always bounded: a block must end even if the server vanished unannounced.
+            read_timeout = options.get("socket_timeout") or UNBOUNDED_READ_TIMEOUT
+            options["socket_timeout"] = read_timeout + MAX_WAIT
             self._client = redis.Redis(
                 connection_pool=redis.ConnectionPool(
                     connection_class=pool.connection_class, **options
@@ -94,23 +96,34 @@ class HandoffWaiter(JobWaiter):
         timeout = min(max(timeout, 0.01), MAX_WAIT)
         queues = [queue for queue in self.queues.values() if queue.type not in skip]
         if not queues:  # every type is backing off: nothing to wait for but the time
-            time.sleep(timeout)
+            self.blocking = True
+            try:
+                time.sleep(timeout)
+            finally:
+                self.blocking = False
             return []
         keys = [self.key]
         for queue in queues:
             keys += [queue.keys.unclaimed, queue.keys.waiters]
+        # A skipped queue's set may still name us (an earlier wait served elsewhere): drop
+        # that, or the :live key set now would let its pushes reach us after all.
+        keys += [queue.keys.waiters for queue in self.queues.values() if queue.type in skip]
         ttl_ms = int((timeout + REGISTRATION_GRACE) * 1000)
         scripts = self.backend.scripts
         # Marked before the script runs: if anything interrupts us after it registered,
         # close() must still leave.
         self._registered = True
         with self.backend.guard("waiting for jobs"):
-            reply = scripts.wait.run(self.client, keys, [ttl_ms])
+            reply = scripts.wait.run(self.client, keys, [ttl_ms, len(queues)])
             handed: list[bytes] = reply[0]
             if handed or len(reply) > 1:  # jobs claimed for us earlier, or ready ones to pop
                 self._registered = False
                 return self._jobs(handed)
-            popped: tuple[bytes, bytes] | None = self.client.blpop([self.key], timeout)  # type: ignore[assignment]
+            self.blocking = True
+            try:
+                popped: tuple[bytes, bytes] | None = self.client.blpop([self.key], timeout)  # type: ignore[assignment]
+            finally:
+                self.blocking = False
             if popped is not None:  # the push that served us ended our registrations
                 self._registered = False
                 return self._jobs([popped[1]])
@@ -131,7 +144,8 @@ class HandoffWaiter(JobWaiter):
 
     def _drop_client(self) -> None:
         if self._client is not None:
-            self._client.close()
+            # Redis.close() leaves a pool it was given open: disconnect ours explicitly.
+            self._client.connection_pool.disconnect()
             self._client = None
 
     def _jobs(self, items: Sequence[bytes]) -> list[QueuedJob]:

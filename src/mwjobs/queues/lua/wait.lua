@@ -4,8 +4,11 @@
 --                  KEYS[1]..':live' exists while it is registered
 -- KEYS[2], KEYS[3] per queue: {wiki}:jobqueue:{type}:l-unclaimed  LIST  ready job IDs
 --                             {wiki}:jobqueue:{type}:z-mwjobsWaiters ZSET  waiting consumers
--- ...              (more pairs, one per queue)
+-- ...              (more pairs, one per queue: ARGV[2] of them)
+-- KEYS[2+2n..]     z-mwjobsWaiters of queues the consumer skips this time (its types back
+--                  off): any old member of ours there is removed
 -- ARGV[1]          how long the registration lives (ms): the consumer's block plus a margin
+-- ARGV[2]          n, the number of queue pairs
 -- Returns {handed, i1, i2, ...}: handed = the jobs already in the consumer's list (taken off
 -- it: they are the caller's now), i = the 1-based positions of queues with unclaimed jobs.
 -- The consumer is registered (on every queue) only when nothing was handed and nothing is
@@ -17,13 +20,17 @@ if redis.replicate_commands then
     redis.replicate_commands() -- Redis < 5: TIME below needs effects replication
 end
 
-local handoff, ttl = KEYS[1], tonumber(ARGV[1])
+local handoff, ttl, pairs = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2])
+local lastPair = 1 + 2 * pairs
+for i = lastPair + 1, #KEYS do
+    redis.call('ZREM', KEYS[i], handoff)
+end
 local handed = redis.call('LRANGE', handoff, 0, -1)
 local out = {handed}
 if #handed > 0 then
     redis.call('DEL', handoff)
 end
-for i = 2, #KEYS, 2 do
+for i = 2, lastPair, 2 do
     if redis.call('LLEN', KEYS[i]) > 0 then
         out[#out + 1] = i / 2
     end
@@ -35,7 +42,7 @@ end
 local t = redis.call('TIME')
 local nowMs = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('SET', handoff .. ':live', 1, 'PX', ttl)
-for i = 3, #KEYS, 2 do
+for i = 3, lastPair, 2 do
     redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', '(' .. nowMs) -- the dead, if no push did
     redis.call('ZADD', KEYS[i], nowMs + ttl, handoff)
     if redis.call('PTTL', KEYS[i]) < ttl then
