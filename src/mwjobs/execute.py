@@ -379,7 +379,12 @@ class _Run:
             log.error("run stopped: %s", exc, exc_info=exc)
             self.result.reached = Reached.EXCEPTION
         except BaseException:  # Ctrl-C, SystemExit: settle the claims, then go
-            self.settle_interrupted()
+            # The job interrupted mid-run stays claimed: the chron retries it, as after a
+            # crash. What ran is acked, so it never runs again.
+            try:
+                self.settle_claims()
+            except Exception as exc:  # the chron recycles the rest
+                log.error("could not settle claims after an interrupt: %s", exc)
             raise
         self.finish()
         return self.result
@@ -486,11 +491,8 @@ class _Run:
     # -- the end ----------------------------------------------------------------------------
 
     def finish(self) -> None:
-        self.hand_back.extend(self.pending)
-        self.pending.clear()
         try:
-            self.flush_acks()
-            self.give_back()
+            self.settle_claims()
         except MwJobsError as exc:
             log.error("could not settle claims at the end of the run: %s", exc)
             self.result.reached = Reached.EXCEPTION
@@ -505,17 +507,12 @@ class _Run:
             except Exception:
                 log.exception("flushing metrics to %r failed", metrics)
 
-    def settle_interrupted(self) -> None:
-        """Ack the jobs that ran and hand back those not started, so an interrupt neither
-        runs a finished job again nor strands a claimed one. The job interrupted mid-run
-        stays claimed: the chron retries it, as after a crash."""
+    def settle_claims(self) -> None:
+        """Ack the jobs that ran; hand back those claimed and not started."""
         self.hand_back.extend(self.pending)
         self.pending.clear()
-        try:
-            self.flush_acks()
-            self.give_back()
-        except Exception as exc:  # the chron recycles the rest
-            log.error("could not settle claims after an interrupt: %s", exc)
+        self.flush_acks()
+        self.give_back()
 
     def give_back(self) -> None:
         jobs, self.hand_back = self.hand_back, []

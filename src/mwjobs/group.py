@@ -93,22 +93,20 @@ class JobQueueGroup:
     def push(self, jobs: Pushable | Sequence[Pushable]) -> int:
         """Push one job or a batch (specs or :class:`Job` objects), one atomic push per
         type; return how many were added (duplicates dropped by a queue do not count)."""
-        if isinstance(jobs, JobSpec):  # one spec (what mwjobs.push makes): nothing to group
-            pushed = self.queue(jobs.type).push([jobs])
+        specs = _as_specs(jobs)
+        if len(specs) == 1:  # one job (what mwjobs.push makes): nothing to group
+            pushed = self.queue(specs[0].type).push(specs)
         else:
-            batch = [jobs] if isinstance(jobs, Job) else list(jobs)
             by_type: dict[str, list[JobSpec]] = defaultdict(list)
-            for job in batch:
-                spec = job if isinstance(job, JobSpec) else job.to_spec()
+            for spec in specs:
                 by_type[spec.type].append(spec)
-            pushed = sum(self.queue(job_type).push(specs) for job_type, specs in by_type.items())
-        self._with_jobs = None  # new work: look again on the next pop of any type
+            pushed = sum(self.queue(job_type).push(part) for job_type, part in by_type.items())
+        self.forget_queues_with_jobs()  # new work: look again on the next pop of any type
         return pushed
 
     def lazy_push(self, jobs: Pushable | Sequence[Pushable]) -> None:
         """Push at the end of this thread's :func:`deferred` block, or now without one."""
-        batch = [jobs] if isinstance(jobs, JobSpec | Job) else list(jobs)
-        specs = [job if isinstance(job, JobSpec) else job.to_spec() for job in batch]
+        specs = _as_specs(jobs)
         if _deferred.depth:
             _deferred.pending.append((self, specs))
         else:
@@ -134,7 +132,7 @@ class JobQueueGroup:
             jobs = self.queue(candidate).pop_many(n)
             if jobs:
                 return jobs
-            self._with_jobs = None  # stale: ask the backend again next time (as MediaWiki)
+            self.forget_queues_with_jobs()  # stale: ask the backend again next time (as MW)
         return []
 
     # -- waiting ------------------------------------------------------------------------
@@ -195,6 +193,15 @@ class JobQueueGroup:
             for i, ok in zip(indexes, done, strict=True):
                 results[i] = ok
         return results
+
+
+def _as_specs(jobs: Pushable | Sequence[Pushable]) -> list[JobSpec]:
+    """What is pushed, as specs: one spec or job object, or a sequence of them."""
+    if isinstance(jobs, JobSpec):
+        return [jobs]
+    if isinstance(jobs, Job):
+        return [jobs.to_spec()]
+    return [job if isinstance(job, JobSpec) else job.to_spec() for job in jobs]
 
 
 # -- the one-call API ---------------------------------------------------------------------

@@ -18,9 +18,10 @@ instead of ``time.time()``, so tests move time instead of sleeping.
 from __future__ import annotations
 
 import abc
+import contextlib
 import logging
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 
 from mwjobs.job import JobSpec, JobState, QueuedJob
@@ -245,6 +246,15 @@ class JobWaiter(abc.ABC):
     #: lose nothing: the caller may interrupt it then, and only then.
     blocking: bool = False
 
+    @contextlib.contextmanager
+    def _blocked(self) -> Iterator[None]:
+        """The block during which :attr:`blocking` is true."""
+        self.blocking = True
+        try:
+            yield
+        finally:
+            self.blocking = False
+
     @abc.abstractmethod
     def wait(self, timeout: float, skip: Collection[str] = ()) -> list[QueuedJob]:
         """Block until there may be work, at most ``timeout`` seconds; queues of the types
@@ -273,11 +283,8 @@ class PollingWaiter(JobWaiter):
             left = deadline - time.monotonic()
             if left <= 0:
                 break
-            self.blocking = True
-            try:
+            with self._blocked():
                 time.sleep(min(self.interval, left))  # a poll interval, not synchronisation
-            finally:
-                self.blocking = False
         return []
 
     def close(self) -> list[QueuedJob]:

@@ -277,17 +277,13 @@ class RedisBackend(QueueBackend):
                     raise
                 # INFO is @dangerous; an ACL user that may not run it is on Redis 6 or
                 # later (ACLs came with 6.0), which is all handoff needs.
-                return self._set_handoff(True)
+                info = {"redis_version": "6.0"}
             self._handoff = redis_version(info) >= (6, 0)
             if not self._handoff:
                 version = info.get("redis_version")
                 log.warning("%s: Redis %s is older than 6.0; idle waiters poll instead "
                             "of getting jobs handed over", self, version)  # fmt: skip
         return self._handoff
-
-    def _set_handoff(self, supported: bool) -> bool:
-        self._handoff = supported
-        return supported
 
     def close(self) -> None:
         if self._client is not None and self._owns_client:

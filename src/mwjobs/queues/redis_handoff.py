@@ -96,11 +96,8 @@ class HandoffWaiter(JobWaiter):
         timeout = min(max(timeout, 0.01), MAX_WAIT)
         queues = [queue for queue in self.queues.values() if queue.type not in skip]
         if not queues:  # every type is backing off: nothing to wait for but the time
-            self.blocking = True
-            try:
+            with self._blocked():
                 time.sleep(timeout)
-            finally:
-                self.blocking = False
             return []
         keys = [self.key]
         for queue in queues:
@@ -119,11 +116,8 @@ class HandoffWaiter(JobWaiter):
             if handed or len(reply) > 1:  # jobs claimed for us earlier, or ready ones to pop
                 self._registered = False
                 return self._jobs(handed)
-            self.blocking = True
-            try:
+            with self._blocked():
                 popped: tuple[bytes, bytes] | None = self.client.blpop([self.key], timeout)  # type: ignore[assignment]
-            finally:
-                self.blocking = False
             if popped is not None:  # the push that served us ended our registrations
                 self._registered = False
                 return self._jobs([popped[1]])
