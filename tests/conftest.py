@@ -10,6 +10,10 @@ import redis
 
 from tests.servers import RedisServer, StatsdListener
 
+# `clock` and a Redis `backend` for the queue and chron tests; a module that needs another
+# kind of backend (memory) defines its own fixture of that name, which wins.
+pytest_plugins = ["tests.queues.redis_fixtures"]
+
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 FIXTURES = SHARED / "fixtures" / "mediawiki-1.43"
 

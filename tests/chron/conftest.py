@@ -16,7 +16,6 @@ from mwjobs.aggregator import ReadyMap, decode_ready_map
 from mwjobs.chron import Chron, build_chron
 from mwjobs.codec import AGGREGATOR_READY_KEY
 from mwjobs.config import RunnerConfig, parse_config
-from mwjobs.queues.redis import RedisBackend
 from tests.queues.clock import START, FakeClock
 from tests.servers import RedisServer
 
@@ -88,19 +87,6 @@ def ready_map(client: redis.Redis) -> tuple[ReadyMap, int | None]:
     return decode_ready_map({k.decode(): v.decode() for k, v in raw.items()})
 
 
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(START)
-
-
-@pytest.fixture
-def backend(
-    redis_server: RedisServer, redis_client: redis.Redis, clock: FakeClock
-) -> Iterator[RedisBackend]:
-    """The test's own handle on the queues (push and pop as MediaWiki would)."""
-    backend = RedisBackend(redis_server.url, clock=clock)
-    yield backend
-    backend.close()
 
 
 MakeChron = Callable[..., Chron]

@@ -33,19 +33,6 @@ POLICY = MaintenancePolicy(claim_ttl=3600, max_attempts=3)
 DAY = 86400
 
 
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(START)
-
-
-@pytest.fixture
-def backend(
-    redis_server: RedisServer, redis_client: redis.Redis, clock: FakeClock
-) -> Iterator[RedisBackend]:
-    # redis_client flushes the private server first; the backend makes its own connection.
-    backend = RedisBackend(redis_server.url, clock=clock)
-    yield backend
-    backend.close()
 
 
 @pytest.fixture
