@@ -314,9 +314,11 @@ def documents(text: str) -> list[dict[str, Any]]:
     return docs
 
 
-def test_config_file_names_the_server_and_the_job_modules(
-    redis_server: RedisServer, jobs_dir: Path, group: JobQueueGroup, tmp_path: Path
-) -> None:
+def run_with_config(
+    redis_server: RedisServer, jobs_dir: Path, tmp_path: Path, *options: str, **extra: object
+) -> subprocess.CompletedProcess[str]:
+    """``run-jobs --result=json`` with only a jobrunner.json naming the server and the job
+    modules (plus ``extra`` top-level keys) and a backoff file."""
     config = tmp_path / "jobrunner.json"
     config.write_text(
         json.dumps(
@@ -324,15 +326,22 @@ def test_config_file_names_the_server_and_the_job_modules(
                 "groups": {"basic": {"runners": 1, "include": ["*"]}},
                 "redis": {"aggregators": [redis_server.address], "queues": [redis_server.address]},
                 "dispatcher": {"kind": "python", "modules": ["clijobs"], "paths": [str(jobs_dir)]},
+                **extra,
             }
         )
     )
-    push(group, "refTestFail", 1)
-    done = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-m", "mwjobs", "run-jobs", f"--wiki={WIKI}", "--result=json",
-         f"--config-file={config}", f"--backoff-file={tmp_path / 'b.json'}"],
+         f"--config-file={config}", f"--backoff-file={tmp_path / 'b.json'}", *options],
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
+
+
+def test_config_file_names_the_server_and_the_job_modules(
+    redis_server: RedisServer, jobs_dir: Path, group: JobQueueGroup, tmp_path: Path
+) -> None:
+    push(group, "refTestFail", 1)
+    done = run_with_config(redis_server, jobs_dir, tmp_path)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["jobs"][0]["type"] == "refTestFail"
 
@@ -592,17 +601,6 @@ def test_per_job_metrics_go_to_the_config_files_statsd(
     redis_server: RedisServer, jobs_dir: Path, redis_client: redis.Redis, tmp_path: Path,
     statsd_listener: StatsdListener,
 ) -> None:  # fmt: skip
-    config = tmp_path / "jobrunner.json"
-    config.write_text(
-        json.dumps(
-            {
-                "groups": {"basic": {"runners": 1, "include": ["*"]}},
-                "redis": {"aggregators": [redis_server.address], "queues": [redis_server.address]},
-                "dispatcher": {"kind": "python", "modules": ["clijobs"], "paths": [str(jobs_dir)]},
-                "statsd": statsd_listener.address,
-            }
-        )
-    )
     # Enqueued 30 s ago: every pickup delay is at least that.
     backend = RedisBackend.from_client(redis_client, clock=lambda: time.time() - 30)
     past = JobQueueGroup(backend, WIKI)
@@ -610,11 +608,8 @@ def test_per_job_metrics_go_to_the_config_files_statsd(
     root = new_root_job_params("k", now=time.time() - 100)
     past.push([JobSpec.create("recentChangesUpdate", root)])
     past.push([JobSpec.create("grow", {"report": str(tmp_path / "grow.txt")})])
-    done = subprocess.run(
-        [sys.executable, "-m", "mwjobs", "run-jobs", f"--wiki={WIKI}", "--result=json",
-         f"--config-file={config}", f"--backoff-file={tmp_path / 'b.json'}", "--memory-limit=max"],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+    done = run_with_config(redis_server, jobs_dir, tmp_path, "--memory-limit=max",
+                           statsd=statsd_listener.address)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert len(json.loads(done.stdout)["jobs"]) == 4
     statsd_listener.receive_until(
