@@ -53,18 +53,31 @@ def hold_config(path: Path, work: Path, server: RedisServer, runners: int, **kw:
     return write_config(path, doc)
 
 
+def start_held(
+    spawn: Callable[..., Daemon],
+    tmp_path: Path,
+    redis_server: RedisServer,
+    redis_client: redis.Redis,
+    runners: int,
+) -> tuple[Daemon, Path, Path]:
+    """A runner daemon whose ``runners`` slots all hold a run (see hold_config), once they
+    do: (daemon, the runs' work folder, the config file)."""
+    work = tmp_path / "work"
+    work.mkdir()
+    path = hold_config(tmp_path / "jobrunner.json", work, redis_server, runners=runners)
+    publish(redis_client, ("null", "enwiki"))
+    daemon = spawn(path)
+    wait_until(lambda: len(running(work)) == runners, DEADLINE, f"{runners} held run(s)")
+    return daemon, work, path
+
+
 def test_sigterm_stops_the_children_and_exits_0(
     spawn: Callable[..., Daemon],
     tmp_path: Path,
     redis_server: RedisServer,
     redis_client: redis.Redis,
 ) -> None:
-    work = tmp_path / "work"
-    work.mkdir()
-    config = hold_config(tmp_path / "jobrunner.json", work, redis_server, runners=2)
-    publish(redis_client, ("null", "enwiki"))
-    daemon = spawn(config)
-    wait_until(lambda: len(running(work)) == 2, DEADLINE, "two held runs")
+    daemon, work, _ = start_held(spawn, tmp_path, redis_server, redis_client, runners=2)
     pids = running(work)
     daemon.signal(signal.SIGTERM)
     assert daemon.wait() == 0
@@ -109,13 +122,7 @@ def test_sighup_resizes_the_group_without_killing_runs(
     redis_server: RedisServer,
     redis_client: redis.Redis,
 ) -> None:
-    work = tmp_path / "work"
-    work.mkdir()
-    path = tmp_path / "jobrunner.json"
-    hold_config(path, work, redis_server, runners=1)
-    publish(redis_client, ("null", "enwiki"))
-    daemon = spawn(path)
-    wait_until(lambda: len(running(work)) == 1, DEADLINE, "one held run")
+    daemon, work, path = start_held(spawn, tmp_path, redis_server, redis_client, runners=1)
     hold_config(path, work, redis_server, runners=3)
     daemon.signal(signal.SIGHUP)
     wait_until(lambda: len(running(work)) == 3, DEADLINE, "three held runs")
@@ -142,12 +149,7 @@ def test_a_broken_config_on_reload_keeps_the_running_one(
     redis_server: RedisServer,
     redis_client: redis.Redis,
 ) -> None:
-    work = tmp_path / "work"
-    work.mkdir()
-    path = hold_config(tmp_path / "jobrunner.json", work, redis_server, runners=1)
-    publish(redis_client, ("null", "enwiki"))
-    daemon = spawn(path)
-    wait_until(lambda: len(running(work)) == 1, DEADLINE, "a held run")
+    daemon, _, path = start_held(spawn, tmp_path, redis_server, redis_client, runners=1)
     path.write_text('{"groups": ')
     daemon.signal(signal.SIGHUP)
     wait_until(lambda: "Not reloading" in daemon.err, DEADLINE, "the reload error")
