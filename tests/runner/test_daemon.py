@@ -71,6 +71,28 @@ def start_held(
     return daemon, work, path
 
 
+def start_stubborn(
+    spawn: Callable[..., Daemon],
+    tmp_path: Path,
+    redis_server: RedisServer,
+    redis_client: redis.Redis,
+    **kw: Any,
+) -> tuple[Daemon, list[int]]:
+    """A runner daemon with two runs that ignore SIGTERM (for 60 s), once both run:
+    (daemon, their pids). ``kw`` goes into the config (e.g. ``timing``)."""
+    marks = tmp_path / "marks"
+    doc = config_doc(
+        {"kind": "command", "argv": child_argv("stubborn", "60", str(marks))},
+        runners=2,
+        redis=[redis_server.address],
+        **kw,
+    )
+    publish(redis_client, ("null", "enwiki"))
+    daemon = spawn(write_config(tmp_path / "jobrunner.json", doc))
+    wait_until(lambda: len(list(marks.glob("*"))) == 2, DEADLINE, "two stubborn runs")
+    return daemon, [int(p.name) for p in marks.glob("*")]
+
+
 def test_sigterm_stops_the_children_and_exits_0(
     spawn: Callable[..., Daemon],
     tmp_path: Path,
@@ -96,18 +118,9 @@ def test_children_that_ignore_sigterm_are_killed_after_the_grace(
     redis_server: RedisServer,
     redis_client: redis.Redis,
 ) -> None:
-    marks = tmp_path / "marks"
-    doc = config_doc(
-        {"kind": "command", "argv": child_argv("stubborn", "60", str(marks))},
-        runners=2,
-        redis=[redis_server.address],
-        timing={"stop_grace": 0.5},
+    daemon, pids = start_stubborn(
+        spawn, tmp_path, redis_server, redis_client, timing={"stop_grace": 0.5}
     )
-    config = write_config(tmp_path / "jobrunner.json", doc)
-    publish(redis_client, ("null", "enwiki"))
-    daemon = spawn(config)
-    wait_until(lambda: len(list(marks.glob("*"))) == 2, DEADLINE, "two stubborn runs")
-    pids = [int(p.name) for p in marks.glob("*")]
     started = time.monotonic()
     daemon.signal(signal.SIGINT)
     assert daemon.wait() == 0
@@ -181,17 +194,7 @@ def test_children_die_with_a_runner_killed_by_sigkill(
     redis_server: RedisServer,
     redis_client: redis.Redis,
 ) -> None:
-    marks = tmp_path / "marks"
-    doc = config_doc(
-        {"kind": "command", "argv": child_argv("stubborn", "60", str(marks))},
-        runners=2,
-        redis=[redis_server.address],
-    )
-    config = write_config(tmp_path / "jobrunner.json", doc)
-    publish(redis_client, ("null", "enwiki"))
-    daemon = spawn(config)
-    wait_until(lambda: len(list(marks.glob("*"))) == 2, DEADLINE, "two stubborn runs")
-    pids = [int(p.name) for p in marks.glob("*")]
+    daemon, pids = start_stubborn(spawn, tmp_path, redis_server, redis_client)
     daemon.process.kill()  # no finally, no handler: only the guard can clean up
     daemon.process.wait()
     wait_until(lambda: all(gone(pid) for pid in pids), DEADLINE, "the orphans to be killed")
