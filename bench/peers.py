@@ -52,6 +52,8 @@ from typing import Any
 import redis
 from benchredis import private_redis
 
+from mwjobs.queues.redis_replies import byte_list
+
 HERE = Path(__file__).resolve().parent
 VENV = HERE / ".venv-peers"
 PEERS = ("rq", "celery", "dramatiq", "huey")
@@ -394,7 +396,7 @@ def drain_and_pickup(
             driver.enqueue_pickup(time.time())
             time.sleep(max(0.0, due - time.monotonic()))
         wait_for(lambda: client.llen("bench:lat") >= LATENCY_JOBS, 60, f"{driver.name} pickups")
-    raw: list[bytes] = client.lrange("bench:lat", 0, -1)  # type: ignore[assignment]
+    raw = byte_list(client.lrange("bench:lat", 0, -1))
     delays = sorted(float(x) * 1000 for x in raw)
     return {
         "drained": done,

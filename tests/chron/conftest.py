@@ -16,6 +16,7 @@ from mwjobs.aggregator import ReadyMap, decode_ready_map
 from mwjobs.chron import Chron, build_chron
 from mwjobs.codec import AGGREGATOR_READY_KEY
 from mwjobs.config import RunnerConfig, parse_config
+from mwjobs.queues.redis_replies import byte_map
 from tests.queues.clock import START, FakeClock
 from tests.servers import RedisServer
 
@@ -83,7 +84,7 @@ def write_config(path: Path, doc: dict[str, Any]) -> Path:
 
 def ready_map(client: redis.Redis) -> tuple[ReadyMap, int | None]:
     """The stored ready-queue map and its _epoch, decoded."""
-    raw: dict[bytes, bytes] = client.hgetall(AGGREGATOR_READY_KEY)  # type: ignore[assignment]
+    raw = byte_map(client.hgetall(AGGREGATOR_READY_KEY))
     return decode_ready_map({k.decode(): v.decode() for k, v in raw.items()})
 
 

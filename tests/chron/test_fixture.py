@@ -21,6 +21,7 @@ import redis
 from mwjobs.codec import QUEUES_WITH_JOBS_KEY, queue_id_json, queue_key
 from mwjobs.config import RunnerConfig
 from mwjobs.queues.redis import RedisBackend
+from mwjobs.queues.redis_replies import byte_list, scored_list
 from tests.chron.conftest import DAY, MakeChron, config_doc, make_config, ready_map, write_config
 from tests.queues.clock import FakeClock
 from tests.queues.test_interop_fixture import load_dump
@@ -52,9 +53,9 @@ def config(redis_server: RedisServer) -> RunnerConfig:
 def ids(client: redis.Redis, job_type: str, prop: str) -> list[str]:
     key = queue_key(W, job_type, prop)
     if prop.startswith("l-"):
-        listed: list[bytes] = client.lrange(key, 0, -1)  # type: ignore[assignment]
+        listed = byte_list(client.lrange(key, 0, -1))
     else:
-        listed = client.zrange(key, 0, -1)  # type: ignore[assignment]
+        listed = byte_list(client.zrange(key, 0, -1))
     return [m.decode() for m in listed]
 
 
@@ -108,9 +109,9 @@ def test_passes_drive_stale_delayed_and_abandoned_jobs(
     assert job is not None and job.id == fail_id and job.attempts == 2
     result = chron.run_pass(second_at + 3600)
     assert (result.released, result.abandoned) == (0, 1)
-    abandoned: list[tuple[bytes, float]] = redis_client.zrange(
+    abandoned = scored_list(redis_client.zrange(
         queue_key(W, "refTestFail", "z-abandoned"), 0, -1, withscores=True
-    )  # type: ignore[assignment]
+    ))
     assert dict(abandoned)[fail_id.encode()] == second_at
 
     # Seven days after their last claim the dump's abandoned jobs are pruned, records too;

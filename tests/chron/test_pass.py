@@ -24,6 +24,7 @@ from mwjobs.queues.base import MaintenancePolicy, MaintenanceResult
 from mwjobs.queues.redis import RedisBackend
 from mwjobs.queues.redis_ha import RedisFailover
 from mwjobs.queues.redis_lock import RedisPoolLock, php_float_string
+from mwjobs.queues.redis_replies import byte_list, byte_map, scored_list
 from tests.chron.conftest import (
     DAY,
     HOST,
@@ -52,12 +53,12 @@ def pop(backend: RedisBackend, job_type: str = "null", n: int = 1, domain: str =
 
 
 def members(client: redis.Redis, key: str) -> list[str]:
-    raw: list[bytes] = client.lrange(key, 0, -1)  # type: ignore[assignment]
+    raw = byte_list(client.lrange(key, 0, -1))
     return [m.decode() for m in raw]
 
 
 def lock_keys(client: redis.Redis) -> list[bytes]:
-    found: list[bytes] = client.keys("RedisJobChronService::executePeriodicTasks:lock:*")  # type: ignore[assignment]
+    found = byte_list(client.keys("RedisJobChronService::executePeriodicTasks:lock:*"))
     return found
 
 
@@ -110,9 +111,9 @@ def test_abandon_at_the_attempt_limit_keeps_the_last_claim_time(
         result = chron.run_pass(clock())
         assert (result.released, result.abandoned) == ((1, 0) if attempt < 3 else (0, 1))
     last_claim = T0 + 2 * 3600
-    abandoned: list[tuple[bytes, float]] = redis_client.zrange(
+    abandoned = scored_list(redis_client.zrange(
         queue_key(DOMAIN, "null", "z-abandoned"), 0, -1, withscores=True
-    )  # type: ignore[assignment]
+    ))
     assert [score for _, score in abandoned] == [last_claim]
     assert recorder(chron).total("job-abandon.null") == 1
 
@@ -183,7 +184,7 @@ def test_ready_map_holds_the_ready_queues_and_drops_drained_ones(
     expected = {("null", DOMAIN): T0 + 5, ("refreshLinks", "dewiki"): T0 + 5}
     assert result.ready == expected
     assert ready_map(redis_client) == (expected, T0 + 5)
-    raw: dict[bytes, bytes] = redis_client.hgetall("jobqueue:aggregator:h-ready-queues:v2")  # type: ignore[assignment]
+    raw = byte_map(redis_client.hgetall("jobqueue:aggregator:h-ready-queues:v2"))
     assert raw == {
         b"_epoch": str(T0 + 5).encode(),
         b"null/enwiki": str(T0 + 5).encode(),

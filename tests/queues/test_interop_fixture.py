@@ -25,6 +25,7 @@ from mwjobs.codec import (
 from mwjobs.job import JobSpec, JobState, QueuedJob
 from mwjobs.queues.base import MaintenancePolicy, MaintenanceResult, QueueSizes
 from mwjobs.queues.redis import RedisBackend
+from mwjobs.queues.redis_replies import byte_list
 from tests.queues.clock import FakeClock
 from tests.servers import RedisServer
 
@@ -109,7 +110,7 @@ def record(dump: Dump, job_type: str, job_id: str) -> dict[str, Any]:
 def test_dump_is_loaded_faithfully(
     backend: RedisBackend, redis_client: redis.Redis, dump: Dump
 ) -> None:
-    raw_keys: list[bytes] = redis_client.keys("*")  # type: ignore[assignment]
+    raw_keys = byte_list(redis_client.keys("*"))
     assert {key.decode() for key in raw_keys} == set(dump)
     for key, entry in dump.items():
         assert redis_client.type(key) == entry["type"].encode(), key
@@ -313,12 +314,12 @@ def test_chron_over_the_dump(backend: RedisBackend, dump: Dump) -> None:
 
 def suffixes(client: redis.Redis, domain: str, job_type: str) -> set[str]:
     prefix = queue_key(domain, job_type, "h-data").removesuffix("h-data")
-    raw: list[bytes] = client.keys(prefix + "*")  # type: ignore[assignment]
+    raw = byte_list(client.keys(prefix + "*"))
     return {key.decode().removeprefix(prefix) for key in raw}
 
 
 def only_record(client: redis.Redis, domain: str, job_type: str) -> list[bytes]:
-    blobs: list[bytes] = client.hvals(queue_key(domain, job_type, "h-data"))  # type: ignore[assignment]
+    blobs = byte_list(client.hvals(queue_key(domain, job_type, "h-data")))
     return blobs
 
 

@@ -24,6 +24,7 @@ from mwjobs.queues.base import JobQueue, MaintenancePolicy, MaintenanceResult
 from mwjobs.queues.endpoint import RedisEndpoint, parse_redis_endpoint
 from mwjobs.queues.redis import GHOST_BUDGET, RedisBackend, RedisJobQueue
 from mwjobs.queues.redis_lua import load_scripts
+from mwjobs.queues.redis_replies import byte_list, scored_list
 from tests.queues.clock import START, FakeClock
 from tests.queues.contract import EventRecorder, PlantCorrupt, PlantGhost, QueueContract
 from tests.servers import RedisServer, free_port
@@ -88,12 +89,12 @@ class TestRedisContract(QueueContract):
 
 
 def keys_of(client: redis.Redis) -> set[str]:
-    raw: list[bytes] = client.keys("*")  # type: ignore[assignment]
+    raw = byte_list(client.keys("*"))
     return {key.decode() for key in raw}
 
 
 def ids(client: redis.Redis, key: str) -> list[str]:
-    raw: list[bytes] = client.lrange(key, 0, -1)  # type: ignore[assignment]
+    raw = byte_list(client.lrange(key, 0, -1))
     return [job_id.decode() for job_id in raw]
 
 
@@ -190,8 +191,8 @@ def test_delayed_push_and_release_keep_the_hash(
     queue = backend.queue("enwiki", "null")
     spec = JobSpec.create("null", {"k": 1}, release_at=T0 + 60, remove_duplicates=True)
     assert queue.push([spec]) == 1
-    delayed: list[tuple[bytes, float]] = redis_client.zrange(  # type: ignore[assignment]
-        "enwiki:jobqueue:null:z-delayed", 0, -1, withscores=True
+    delayed = scored_list(
+        redis_client.zrange("enwiki:jobqueue:null:z-delayed", 0, -1, withscores=True)
     )
     [(member, score)] = delayed
     assert score == T0 + 60

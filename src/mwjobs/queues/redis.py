@@ -54,6 +54,7 @@ from mwjobs.queues.base import (
 )
 from mwjobs.queues.endpoint import RedisEndpoint, parse_redis_endpoint
 from mwjobs.queues.redis_lua import Arg, LuaScript, ScriptCall, Scripts, load_scripts, run_pipelined
+from mwjobs.queues.redis_replies import byte_list, byte_set
 
 __all__ = ["WAKE_CHANNEL", "QueueKeys", "RedisBackend", "RedisJobQueue", "make_client",
            "redis_version", "wake_channel"]  # fmt: skip
@@ -219,7 +220,7 @@ class RedisBackend(QueueBackend):
 
     def queues_with_jobs(self) -> list[tuple[str, str]]:
         with self.guard("reading global:jobqueue:s-queuesWithJobs"):
-            members: set[bytes] = self.client.smembers(QUEUES_WITH_JOBS_KEY)  # type: ignore[assignment]
+            members = byte_set(self.client.smembers(QUEUES_WITH_JOBS_KEY))
         found: list[tuple[str, str]] = []
         for member in sorted(members):
             try:
@@ -437,14 +438,14 @@ class RedisJobQueue(JobQueue):
         client = self.redis.client
         if state is JobState.UNCLAIMED:
             # LRANGE is newest first; the right end pops next, so reverse for pop order.
-            ids: list[bytes] = client.lrange(self.keys.unclaimed, -limit if limit else 0, -1)  # type: ignore[assignment]
+            ids = byte_list(client.lrange(self.keys.unclaimed, -limit if limit else 0, -1))
             return ids[::-1]
         key = {
             JobState.DELAYED: self.keys.delayed,
             JobState.CLAIMED: self.keys.claimed,
             JobState.ABANDONED: self.keys.abandoned,
         }[state]
-        ranged: list[bytes] = client.zrange(key, 0, -1 if limit is None else limit - 1)  # type: ignore[assignment]
+        ranged = byte_list(client.zrange(key, 0, -1 if limit is None else limit - 1))
         return ranged
 
     # -- root jobs ------------------------------------------------------------------------

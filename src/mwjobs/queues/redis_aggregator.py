@@ -16,6 +16,7 @@ from redis.typing import EncodableT, FieldT
 
 from mwjobs.codec import AGGREGATOR_READY_KEY, AGGREGATOR_READY_TEMP_KEY
 from mwjobs.queues.redis_ha import RedisFailover
+from mwjobs.queues.redis_replies import byte_map
 
 __all__ = ["RedisReadyMapStore"]
 
@@ -44,7 +45,7 @@ class RedisReadyMapStore:
 
     def fetch(self) -> dict[str, str]:
         def read(client: redis.Redis) -> dict[bytes, bytes]:
-            raw: dict[bytes, bytes] = client.hgetall(AGGREGATOR_READY_KEY)  # type: ignore[assignment]
+            raw = byte_map(client.hgetall(AGGREGATOR_READY_KEY))
             return raw
 
         raw = self.failover.run(f"reading {AGGREGATOR_READY_KEY}", read)

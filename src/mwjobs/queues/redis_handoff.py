@@ -35,6 +35,7 @@ import redis
 from mwjobs.job import QueuedJob
 from mwjobs.queues.base import JobWaiter
 from mwjobs.queues.redis import RedisBackend, RedisJobQueue
+from mwjobs.queues.redis_replies import popped_item
 
 __all__ = ["HANDOFF_PREFIX", "MAX_WAIT", "HandoffWaiter", "parse_handoff"]
 
@@ -117,7 +118,7 @@ class HandoffWaiter(JobWaiter):
                 self._registered = False
                 return self._jobs(handed)
             with self._blocked():
-                popped: tuple[bytes, bytes] | None = self.client.blpop([self.key], timeout)  # type: ignore[assignment]
+                popped = popped_item(self.client.blpop([self.key], timeout))
             if popped is not None:  # the push that served us ended our registrations
                 self._registered = False
                 return self._jobs([popped[1]])

@@ -20,6 +20,7 @@ import redis
 
 from mwjobs.codec import chron_lock_key
 from mwjobs.queues.redis_ha import RedisFailover
+from mwjobs.queues.redis_replies import optional_bytes
 
 __all__ = ["RedisPoolLock", "php_float_string"]
 
@@ -61,14 +62,14 @@ class RedisPoolLock:
 
     def _get(self, key: str) -> bytes | None:
         def get(client: redis.Redis) -> bytes | None:
-            value: bytes | None = client.get(key)  # type: ignore[assignment]
+            value = optional_bytes(client.get(key))
             return value
 
         return self.failover.run(f"GET {key}", get)
 
     def _getset(self, key: str, token: bytes) -> bytes | None:
         def getset(client: redis.Redis) -> bytes | None:
-            value: bytes | None = client.getset(key, token)  # type: ignore[assignment]
+            value = optional_bytes(client.getset(key, token))
             return value
 
         return self.failover.run(f"GETSET {key}", getset)
@@ -102,7 +103,7 @@ def _delete_if(client: redis.Redis, key: str, expected: bytes) -> bool:
     """DEL ``key`` only while it holds ``expected`` (WATCH/MULTI: no script needed)."""
     with client.pipeline(transaction=True) as pipe:
         try:
-            pipe.watch(key)  # type: ignore[no-untyped-call]
+            pipe.watch(key)
             if pipe.get(key) != expected:
                 pipe.unwatch()
                 return False

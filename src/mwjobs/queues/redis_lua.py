@@ -41,7 +41,7 @@ class LuaScript:
         try:
             # client.evalsha() in two frames fewer (it only forwards here): every push and
             # pop is one such call. NOSCRIPT raises NoScriptError from here just the same.
-            return client.execute_command(  # type: ignore[no-untyped-call]
+            return client.execute_command(
                 "EVALSHA", self.sha, len(keys), *keys, *args
             )
         except NoScriptError:

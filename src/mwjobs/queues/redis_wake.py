@@ -44,7 +44,7 @@ class PushListener:
     def _subscription(self) -> PubSub:
         if self._pubsub is None:
             self._client = make_client(self.endpoint)
-            pubsub = self._client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+            pubsub = self._client.pubsub(ignore_subscribe_messages=True)
             try:
                 pubsub.subscribe(self.channel)
             except (redis.RedisError, OSError) as exc:
