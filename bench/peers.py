@@ -20,8 +20,8 @@ run, never the project's .venv); each peer's side runs in that environment
   any single enqueue.
 
 mwjobs runs in three configurations: the executor loop in one process, idle-blocked on the
-group's waiter (a push hands its job over already claimed, ``mwjobs.queues.redis_handoff``);
-the same loop idle-waiting on the push wake-up channel (``mwjobs.queues.redis_wake``) and
+group's waiter (a push hands its job over already claimed, ``mwjobs.queues.redis.handoff``);
+the same loop idle-waiting on the push wake-up channel (``mwjobs.queues.redis.wake``) and
 popping after each wake-up; and the services as deployed: ``mwjobs chron`` + ``mwjobs
 runner`` with one slot and the python dispatcher (its one worker process runs the jobs; the
 runner and the chron are two more, mostly idle, processes). mwjobs' enqueue is also timed
@@ -52,7 +52,7 @@ from typing import Any
 import redis
 from benchredis import private_redis
 
-from mwjobs.queues.redis_replies import byte_list
+from mwjobs.queues.redis.replies import byte_list
 
 HERE = Path(__file__).resolve().parent
 VENV = HERE / ".venv-peers"
@@ -223,9 +223,9 @@ def mwjobs_worker(url: str, idle: str) -> None:
     from mwjobs.execute import JobExecutor, RunOptions
     from mwjobs.group import JobQueueGroup
     from mwjobs.job import QueuedJob
-    from mwjobs.queues.endpoint import parse_redis_endpoint
     from mwjobs.queues.redis import RedisBackend
-    from mwjobs.queues.redis_wake import PushListener
+    from mwjobs.queues.redis.endpoint import parse_redis_endpoint
+    from mwjobs.queues.redis.wake import PushListener
 
     stopped = _stop_on_sigterm()
     listener = PushListener(parse_redis_endpoint(url)) if idle == "wake" else None

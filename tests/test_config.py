@@ -30,7 +30,7 @@ from mwjobs.config import (
     strip_comments,
 )
 from mwjobs.errors import ConfigError
-from mwjobs.queues.endpoint import RedisEndpoint
+from mwjobs.queues.redis.endpoint import RedisEndpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"

@@ -21,7 +21,7 @@ from mwjobs.jobs import Job, NullJob
 from mwjobs.queues.base import PollingWaiter
 from mwjobs.queues.memory import MemoryBackend
 from mwjobs.queues.redis import RedisBackend
-from mwjobs.queues.redis_handoff import HandoffWaiter
+from mwjobs.queues.redis.handoff import HandoffWaiter
 from mwjobs.registry import JobRegistry
 from mwjobs.run_loop import _Interrupted, _StopOnTerm
 from tests.servers import RedisServer, wait_until

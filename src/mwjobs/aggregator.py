@@ -7,7 +7,7 @@ chron pass last saw the queue with ready jobs, plus the field ``_epoch`` = the t
 pass (its presence proves a chron is running). A queue with no ready jobs is simply absent.
 
 This module is storage-agnostic: a :class:`ReadyMapStore` moves the raw fields
-(``mwjobs.queues.redis_aggregator`` is the Redis one); :class:`ReadyQueueMap` encodes, decodes
+(``mwjobs.queues.redis.ready_map`` is the Redis one); :class:`ReadyQueueMap` encodes, decodes
 and caches.
 """
 

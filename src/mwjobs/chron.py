@@ -33,9 +33,9 @@ from mwjobs.config import RunnerConfig, load_config
 from mwjobs.errors import ConfigError, MwJobsError
 from mwjobs.queues.base import Clock, MaintenancePolicy, MaintenanceResult, QueueBackend
 from mwjobs.queues.redis import RedisBackend
-from mwjobs.queues.redis_aggregator import RedisReadyMapStore
-from mwjobs.queues.redis_ha import RedisFailover
-from mwjobs.queues.redis_lock import RedisPoolLock
+from mwjobs.queues.redis.failover import RedisFailover
+from mwjobs.queues.redis.lock import RedisPoolLock
+from mwjobs.queues.redis.ready_map import RedisReadyMapStore
 
 __all__ = [
     "QUEUES_PER_ROUND_TRIP",

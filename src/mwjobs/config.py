@@ -31,7 +31,7 @@ from typing import Any, ClassVar, Generic, Literal, TypeAlias, TypeVar
 from urllib.parse import urlsplit
 
 from mwjobs.errors import ConfigError
-from mwjobs.queues.endpoint import RedisEndpoint, parse_redis_endpoint
+from mwjobs.queues.redis.endpoint import RedisEndpoint, parse_redis_endpoint
 
 __all__ = [
     "PLACEHOLDERS",
@@ -246,7 +246,7 @@ class Timing:
     kill_grace: float = 5.0  # seconds between SIGTERM and SIGKILL for a timed-out run
     legacy_maxtime_inversion: bool = False
     stop_grace: float = 5.0  # seconds the runner's children get after SIGTERM at shutdown
-    wake_on_push: bool = True  # the runner reacts to mwjobs pushes at once (redis_wake.py)
+    wake_on_push: bool = True  # the runner reacts to mwjobs pushes at once (queues/redis/wake.py)
 
     def maxtime_for(self, high_priority: bool) -> int:
         """The ``%(maxtime)`` of a run started while its group is in the given priority."""

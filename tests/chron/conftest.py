@@ -16,7 +16,7 @@ from mwjobs.aggregator import ReadyMap, decode_ready_map
 from mwjobs.chron import Chron, build_chron
 from mwjobs.codec import AGGREGATOR_READY_KEY
 from mwjobs.config import RunnerConfig, parse_config
-from mwjobs.queues.redis_replies import byte_map
+from mwjobs.queues.redis.replies import byte_map
 from tests.queues.clock import START, FakeClock
 from tests.servers import RedisServer
 

@@ -10,9 +10,9 @@ import redis
 
 from mwjobs.aggregator import ReadyQueueMap, decode_ready_map, encode_ready_map
 from mwjobs.errors import QueueError
-from mwjobs.queues.endpoint import parse_redis_endpoint
-from mwjobs.queues.redis_aggregator import RedisReadyMapStore
-from mwjobs.queues.redis_ha import RedisFailover
+from mwjobs.queues.redis.endpoint import parse_redis_endpoint
+from mwjobs.queues.redis.failover import RedisFailover
+from mwjobs.queues.redis.ready_map import RedisReadyMapStore
 from tests.chron.conftest import T0
 from tests.queues.clock import FakeClock
 from tests.servers import RedisServer, free_port

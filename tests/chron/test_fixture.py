@@ -21,7 +21,7 @@ import redis
 from mwjobs.codec import QUEUES_WITH_JOBS_KEY, queue_id_json, queue_key
 from mwjobs.config import RunnerConfig
 from mwjobs.queues.redis import RedisBackend
-from mwjobs.queues.redis_replies import byte_list, scored_list
+from mwjobs.queues.redis.replies import byte_list, scored_list
 from tests.chron.conftest import DAY, MakeChron, config_doc, make_config, ready_map, write_config
 from tests.queues.clock import FakeClock
 from tests.queues.test_interop_fixture import load_dump

@@ -9,9 +9,9 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from mwjobs.queues.endpoint import parse_redis_endpoint
-from mwjobs.queues.redis_ha import RedisFailover
-from mwjobs.queues.redis_lock import RedisPoolLock, php_float_string
+from mwjobs.queues.redis.endpoint import parse_redis_endpoint
+from mwjobs.queues.redis.failover import RedisFailover
+from mwjobs.queues.redis.lock import RedisPoolLock, php_float_string
 from tests.chron.conftest import T0
 from tests.servers import RedisServer
 

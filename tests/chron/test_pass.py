@@ -22,9 +22,9 @@ from mwjobs.codec import (
 from mwjobs.job import JobSpec, JobState
 from mwjobs.queues.base import MaintenancePolicy, MaintenanceResult
 from mwjobs.queues.redis import RedisBackend
-from mwjobs.queues.redis_ha import RedisFailover
-from mwjobs.queues.redis_lock import RedisPoolLock, php_float_string
-from mwjobs.queues.redis_replies import byte_list, byte_map, scored_list
+from mwjobs.queues.redis.failover import RedisFailover
+from mwjobs.queues.redis.lock import RedisPoolLock, php_float_string
+from mwjobs.queues.redis.replies import byte_list, byte_map, scored_list
 from tests.chron.conftest import (
     DAY,
     HOST,

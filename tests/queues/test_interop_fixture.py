@@ -25,7 +25,7 @@ from mwjobs.codec import (
 from mwjobs.job import JobSpec, JobState, QueuedJob
 from mwjobs.queues.base import MaintenancePolicy, MaintenanceResult, QueueSizes
 from mwjobs.queues.redis import RedisBackend
-from mwjobs.queues.redis_replies import byte_list
+from mwjobs.queues.redis.replies import byte_list
 from tests.queues.clock import FakeClock
 from tests.servers import RedisServer
 

@@ -21,10 +21,10 @@ from mwjobs.codec import (
 from mwjobs.errors import ConfigError, QueueError
 from mwjobs.job import JobSpec, JobState
 from mwjobs.queues.base import JobQueue, MaintenancePolicy, MaintenanceResult
-from mwjobs.queues.endpoint import RedisEndpoint, parse_redis_endpoint
 from mwjobs.queues.redis import GHOST_BUDGET, RedisBackend, RedisJobQueue
-from mwjobs.queues.redis_lua import load_scripts
-from mwjobs.queues.redis_replies import byte_list, scored_list
+from mwjobs.queues.redis.endpoint import RedisEndpoint, parse_redis_endpoint
+from mwjobs.queues.redis.replies import byte_list, scored_list
+from mwjobs.queues.redis.scripts import load_scripts
 from tests.queues.clock import START, FakeClock
 from tests.queues.contract import EventRecorder, PlantCorrupt, PlantGhost, QueueContract
 from tests.servers import RedisServer, free_port

@@ -14,7 +14,7 @@ from mwjobs.group import JobQueueGroup
 from mwjobs.job import JobSpec, JobState, QueuedJob, new_root_job_params
 from mwjobs.queues.base import JobWaiter, MaintenancePolicy
 from mwjobs.queues.redis import RedisBackend, RedisJobQueue, redis_version
-from mwjobs.queues.redis_handoff import HANDOFF_PREFIX, HandoffWaiter, parse_handoff
+from mwjobs.queues.redis.handoff import HANDOFF_PREFIX, HandoffWaiter, parse_handoff
 from tests.servers import RedisServer, wait_until
 
 

@@ -7,9 +7,9 @@ import time
 import redis
 
 from mwjobs.job import JobSpec
-from mwjobs.queues.endpoint import parse_redis_endpoint
 from mwjobs.queues.redis import RedisBackend
-from mwjobs.queues.redis_wake import PushListener
+from mwjobs.queues.redis.endpoint import parse_redis_endpoint
+from mwjobs.queues.redis.wake import PushListener
 from tests.servers import RedisServer
 
 

@@ -22,8 +22,8 @@ import redis
 from mwjobs.config import PythonDispatcher as PythonConfig
 from mwjobs.config import StatsdTarget, parse_config
 from mwjobs.job import JobSpec
-from mwjobs.queues.endpoint import parse_redis_endpoint
 from mwjobs.queues.redis import RedisBackend
+from mwjobs.queues.redis.endpoint import parse_redis_endpoint
 from mwjobs.runner.dispatch import DispatchError, PythonDispatcher, RunOutcome, RunRequest
 from mwjobs.runner.dispatch.python import DIED, WorkerRun
 from mwjobs.runner.pyworker import Boot, FrameReader, encode_frame

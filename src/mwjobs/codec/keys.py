@@ -47,7 +47,7 @@ QUEUE_PROPS: Final = (
     "h-attempts",
     "h-data",
 )
-# mwjobs' own per-queue key (consumers blocked on the queue, see queues/lua/push.lua): named
+# mwjobs' own per-queue key (consumers blocked on the queue, see queues/redis/lua/push.lua): named
 # like MediaWiki's so it lives beside them; MediaWiki never reads or writes it.
 MWJOBS_QUEUE_PROPS: Final = ("z-mwjobsWaiters",)
 

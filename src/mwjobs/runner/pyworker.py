@@ -47,8 +47,8 @@ from mwjobs.execute import (
 )
 from mwjobs.group import JobQueueGroup
 from mwjobs.metrics import job_metrics_for
-from mwjobs.queues.endpoint import RedisEndpoint
 from mwjobs.queues.redis import RedisBackend
+from mwjobs.queues.redis.endpoint import RedisEndpoint
 from mwjobs.registry import import_job_modules
 from mwjobs.servicelog import PhpStyleFormatter
 

@@ -16,7 +16,7 @@ A child's exit (SIGCHLD, or EOF on its pipes) wakes the loop at once, so a slot 
 within a millisecond or two; nothing polls every 100 ms as the PHP runner did. When slots are
 free but nothing is ready, the loop sleeps until the ready-queue map may have changed, or
 until an mwjobs push names a queue on the wake-up channel of a queue server
-(:mod:`mwjobs.queues.redis_wake`; ``mwjobs.timing.wake_on_push``): that queue is ready at
+(:mod:`mwjobs.queues.redis.wake`; ``mwjobs.timing.wake_on_push``): that queue is ready at
 once, without waiting for the chron's next pass. Pushes by MediaWiki publish nothing and are
 found through the map, as before.
 
@@ -46,10 +46,10 @@ from mwjobs.chron import SignalInbox
 from mwjobs.config import GroupConfig, RunnerConfig, load_config
 from mwjobs.errors import ConfigError, QueueError
 from mwjobs.metrics import counters_for, memory_usage
-from mwjobs.queues.endpoint import RedisEndpoint
-from mwjobs.queues.redis_aggregator import RedisReadyMapStore
-from mwjobs.queues.redis_ha import RedisFailover
-from mwjobs.queues.redis_wake import PushListener
+from mwjobs.queues.redis.endpoint import RedisEndpoint
+from mwjobs.queues.redis.failover import RedisFailover
+from mwjobs.queues.redis.ready_map import RedisReadyMapStore
+from mwjobs.queues.redis.wake import PushListener
 from mwjobs.runner.dispatch import (
     Dispatcher,
     DispatchError,

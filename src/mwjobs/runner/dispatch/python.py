@@ -52,7 +52,7 @@ from collections.abc import Mapping, Sequence
 from mwjobs.config import PythonDispatcher as PythonConfig
 from mwjobs.config import RunnerConfig, StatsdTarget
 from mwjobs.execute import parse_memory_limit
-from mwjobs.queues.endpoint import RedisEndpoint
+from mwjobs.queues.redis.endpoint import RedisEndpoint
 from mwjobs.runner.dispatch.base import (
     Dispatcher,
     DispatchError,

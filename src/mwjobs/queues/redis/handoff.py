@@ -29,15 +29,25 @@ import logging
 import os
 import time
 from collections.abc import Collection, Sequence
+from contextlib import AbstractContextManager
+from typing import Protocol
 
 import redis
 
 from mwjobs.job import QueuedJob
 from mwjobs.queues.base import JobWaiter
-from mwjobs.queues.redis import RedisBackend, RedisJobQueue
-from mwjobs.queues.redis_replies import popped_item
+from mwjobs.queues.redis.keys import QueueKeys
+from mwjobs.queues.redis.replies import popped_item
+from mwjobs.queues.redis.scripts import Scripts
 
-__all__ = ["HANDOFF_PREFIX", "MAX_WAIT", "HandoffWaiter", "parse_handoff"]
+__all__ = [
+    "HANDOFF_PREFIX",
+    "MAX_WAIT",
+    "HandoffQueue",
+    "HandoffServer",
+    "HandoffWaiter",
+    "parse_handoff",
+]
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +59,26 @@ MAX_WAIT = 30.0
 REGISTRATION_GRACE = 0.5
 # The read timeout under the block when the backend's connection has none.
 UNBOUNDED_READ_TIMEOUT = 5.0
+
+
+class HandoffServer(Protocol):
+    """What a waiter needs of its backend (a :class:`~mwjobs.queues.redis.RedisBackend`)."""
+
+    scripts: Scripts
+
+    @property
+    def client(self) -> redis.Redis: ...
+
+    def guard(self, operation: str) -> AbstractContextManager[None]: ...
+
+
+class HandoffQueue(Protocol):
+    """What a waiter needs of a queue (a :class:`~mwjobs.queues.redis.RedisJobQueue`)."""
+
+    type: str
+    keys: QueueKeys
+
+    def take_handed(self, raw_id: bytes, blob: bytes, attempts: int) -> QueuedJob | None: ...
 
 
 def parse_handoff(item: bytes) -> tuple[str, bytes, int, bytes]:
@@ -63,7 +93,7 @@ class HandoffWaiter(JobWaiter):
     Uses its own connection, since ``BLPOP`` holds it while blocked. One thread at a time:
     a consumer waits, then works, then waits again."""
 
-    def __init__(self, backend: RedisBackend, queues: Sequence[RedisJobQueue]) -> None:
+    def __init__(self, backend: HandoffServer, queues: Sequence[HandoffQueue]) -> None:
         if not queues:
             raise ValueError("a waiter needs at least one queue")
         self.backend = backend

@@ -18,15 +18,11 @@ import contextlib
 import dataclasses
 import functools
 import logging
-import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import redis
-from redis.backoff import NoBackoff
-from redis.connection import SSLConnection, UnixDomainSocketConnection
-from redis.retry import Retry
 
 from mwjobs.codec import (
     QUEUES_WITH_JOBS_KEY,
@@ -35,8 +31,6 @@ from mwjobs.codec import (
     encode_record,
     new_job_id,
     parse_queue_id,
-    queue_id_json,
-    queue_key,
     root_job_key,
 )
 from mwjobs.errors import QueueError, RecordError
@@ -52,12 +46,22 @@ from mwjobs.queues.base import (
     QueueBackend,
     QueueSizes,
 )
-from mwjobs.queues.endpoint import RedisEndpoint, parse_redis_endpoint
-from mwjobs.queues.redis_lua import Arg, LuaScript, ScriptCall, Scripts, load_scripts, run_pipelined
-from mwjobs.queues.redis_replies import byte_list, byte_set
+from mwjobs.queues.redis.connection import endpoint_of, make_client, redis_version
+from mwjobs.queues.redis.endpoint import RedisEndpoint, parse_redis_endpoint
+from mwjobs.queues.redis.handoff import HandoffWaiter
+from mwjobs.queues.redis.keys import QueueKeys
+from mwjobs.queues.redis.replies import byte_list, byte_set
+from mwjobs.queues.redis.scripts import (
+    Arg,
+    LuaScript,
+    ScriptCall,
+    Scripts,
+    load_scripts,
+    run_pipelined,
+)
+from mwjobs.queues.redis.wake import wake_channel
 
-__all__ = ["WAKE_CHANNEL", "QueueKeys", "RedisBackend", "RedisJobQueue", "make_client",
-           "redis_version", "wake_channel"]  # fmt: skip
+__all__ = ["GHOST_BUDGET", "RedisBackend", "RedisJobQueue"]
 
 log = logging.getLogger(__name__)
 
@@ -65,72 +69,9 @@ log = logging.getLogger(__name__)
 # the caller simply calls again).
 GHOST_BUDGET = 1000
 
-# The pub/sub channel (per database: channels are server-wide) on which mwjobs' pushes name
-# the queue that got ready jobs. An mwjobs extension: MediaWiki never publishes there, so its
-# pushes are still found through the chron's ready-queue map.
-WAKE_CHANNEL = "mwjobs:jobqueue:wake"
 
 _scripts = functools.cache(load_scripts)
 
-
-def wake_channel(db: int) -> str:
-    """The wake-up channel of database ``db``."""
-    return f"{WAKE_CHANNEL}:{db}"
-
-
-@dataclasses.dataclass(frozen=True)
-class QueueKeys:
-    """The Redis key names of one queue, built by MediaWiki's rule (rawurlencoded wiki ID
-    and type), for MW's scripts and the chron alike (spec §14 item 1)."""
-
-    unclaimed: str
-    claimed: str
-    abandoned: str
-    delayed: str
-    id_by_sha1: str
-    sha1_by_id: str
-    attempts: str
-    data: str
-    waiters: str  # an mwjobs extension: consumers blocked on this queue (push.lua)
-    queue_id: str
-
-    @classmethod
-    def build(cls, domain: str, job_type: str) -> QueueKeys:
-        def key(prop: str) -> str:
-            return queue_key(domain, job_type, prop)
-
-        return cls(
-            unclaimed=key("l-unclaimed"),
-            claimed=key("z-claimed"),
-            abandoned=key("z-abandoned"),
-            delayed=key("z-delayed"),
-            id_by_sha1=key("h-idBySha1"),
-            sha1_by_id=key("h-sha1ById"),
-            attempts=key("h-attempts"),
-            data=key("h-data"),
-            waiters=key("z-mwjobsWaiters"),
-            queue_id=queue_id_json(job_type, domain),
-        )
-
-    # The KEYS lists, in each script's header order.
-    def for_push(self) -> list[str]:
-        return [self.unclaimed, self.sha1_by_id, self.id_by_sha1, self.delayed, self.data,
-                QUEUES_WITH_JOBS_KEY, self.waiters, self.claimed, self.attempts]  # fmt: skip
-
-    def for_pop(self) -> list[str]:
-        return [self.unclaimed, self.sha1_by_id, self.id_by_sha1, self.claimed, self.attempts,
-                self.data]  # fmt: skip
-
-    def for_ack(self) -> list[str]:
-        return [self.claimed, self.attempts, self.data]
-
-    def for_maintain(self) -> list[str]:
-        return [self.claimed, self.attempts, self.unclaimed, self.data, self.abandoned,
-                self.delayed, QUEUES_WITH_JOBS_KEY]  # fmt: skip
-
-    def for_delete(self) -> list[str]:
-        return [self.unclaimed, self.claimed, self.abandoned, self.delayed, self.id_by_sha1,
-                self.sha1_by_id, self.attempts, self.data, QUEUES_WITH_JOBS_KEY]  # fmt: skip
 
 
 class RedisBackend(QueueBackend):
@@ -140,7 +81,7 @@ class RedisBackend(QueueBackend):
     accepts. ``compression`` writes large records in MW's gzip wrapper (records of either
     form are always read). ``new_id`` makes job IDs (``uuid4().hex``; tests inject fixed
     ones). ``wake_pushes`` publishes each push of ready jobs on :func:`wake_channel` (see
-    :mod:`mwjobs.queues.redis_wake`). Nothing connects until the first operation.
+    :mod:`mwjobs.queues.redis.wake`). Nothing connects until the first operation.
     """
 
     def __init__(
@@ -180,7 +121,7 @@ class RedisBackend(QueueBackend):
         if client.get_encoder().decode_responses:
             raise ValueError("RedisBackend needs a client with decode_responses=False")
         backend = cls(
-            _endpoint_of(client),
+            endpoint_of(client),
             clock=clock,
             on_event=on_event,
             compression=compression,
@@ -256,9 +197,7 @@ class RedisBackend(QueueBackend):
         return results
 
     def waiter(self, queues: Sequence[JobQueue]) -> JobWaiter:
-        """A :class:`~mwjobs.queues.redis_handoff.HandoffWaiter`: pushes hand jobs over."""
-        from mwjobs.queues.redis_handoff import HandoffWaiter  # noqa: PLC0415 - it imports us
-
+        """A :class:`~mwjobs.queues.redis.handoff.HandoffWaiter`: pushes hand jobs over."""
         mine = [queue for queue in queues if isinstance(queue, RedisJobQueue)]
         if len(mine) != len(queues) or any(queue.redis is not self for queue in mine):
             raise ValueError(f"{self}: a waiter's queues must all be on this backend")
@@ -353,7 +292,7 @@ class RedisJobQueue(JobQueue):
         return jobs
 
     def take_handed(self, raw_id: bytes, blob: bytes, attempts: int) -> QueuedJob | None:
-        """A job push.lua claimed for a waiting consumer (:mod:`~mwjobs.queues.redis_handoff`),
+        """A job push.lua claimed for a waiting consumer (:mod:`~mwjobs.queues.redis.handoff`),
         with pop's semantics: counted as a pop, superseded root jobs marked, an unreadable
         record set aside (None)."""
         job = self._decode(raw_id, blob, attempts, JobState.CLAIMED)
@@ -506,14 +445,6 @@ def _maintenance_result(reply: Sequence[Any]) -> MaintenanceResult:
     return MaintenanceResult(released, abandoned, pruned, undelayed, ready)
 
 
-def redis_version(info: dict[str, Any]) -> tuple[int, ...]:
-    """The server's version from ``INFO server`` as numbers, ``(0,)`` when unreadable."""
-    found = re.match(r"(\d+)(?:\.(\d+))?(?:\.(\d+))?", str(info.get("redis_version", "")))
-    if found is None:
-        return (0,)
-    return tuple(int(part) for part in found.groups() if part is not None)
-
-
 def _mw_timestamp(raw: bytes | str | None) -> int | None:
     """A stored root-job timestamp as a number; None when unset or falsy in PHP terms."""
     if raw is None or raw in (b"", b"0", "", "0"):
@@ -522,37 +453,3 @@ def _mw_timestamp(raw: bytes | str | None) -> int | None:
         return int(raw)
     except ValueError:
         return 0
-
-
-def make_client(endpoint: RedisEndpoint) -> redis.Redis:
-    # Only the address differs between a Unix socket and TCP (with or without TLS).
-    where: dict[str, Any] = (
-        {"unix_socket_path": endpoint.unix_socket}
-        if endpoint.unix_socket is not None
-        else {"host": endpoint.host, "port": endpoint.port, "ssl": endpoint.tls}
-    )
-    return redis.Redis(
-        **where,
-        db=endpoint.db,
-        username=endpoint.username,
-        password=endpoint.password,
-        socket_connect_timeout=endpoint.connect_timeout,
-        socket_timeout=endpoint.read_timeout,
-        retry=Retry(NoBackoff(), 0),  # see the module docstring
-    )
-
-
-def _endpoint_of(client: redis.Redis) -> RedisEndpoint:
-    """Where an existing client points, for messages (its password is never shown)."""
-    pool = client.connection_pool
-    kwargs: dict[str, Any] = pool.connection_kwargs
-    unix = pool.connection_class is UnixDomainSocketConnection
-    return RedisEndpoint(
-        str(kwargs.get("host", "localhost")),
-        int(kwargs.get("port", 6379)),
-        unix_socket=str(kwargs["path"]) if unix else None,
-        db=int(kwargs.get("db", 0) or 0),
-        username=kwargs.get("username"),
-        password=kwargs.get("password"),
-        tls=issubclass(pool.connection_class, SSLConnection),
-    )

@@ -19,8 +19,8 @@ import logging
 import redis
 
 from mwjobs.codec import chron_lock_key
-from mwjobs.queues.redis_ha import RedisFailover
-from mwjobs.queues.redis_replies import optional_bytes
+from mwjobs.queues.redis.failover import RedisFailover
+from mwjobs.queues.redis.replies import optional_bytes
 
 __all__ = ["RedisPoolLock", "php_float_string"]
 

@@ -95,7 +95,7 @@ class Scripts:
 
 def load_scripts() -> Scripts:
     """Read the ``lua/*.lua`` package data (shipped in the wheel beside this module)."""
-    folder = resources.files("mwjobs.queues") / "lua"
+    folder = resources.files("mwjobs.queues.redis") / "lua"
     texts = {
         field.name: (folder / f"{field.name}.lua").read_text(encoding="utf-8")
         for field in dataclasses.fields(Scripts)

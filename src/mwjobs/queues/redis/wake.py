@@ -20,12 +20,22 @@ from redis.client import PubSub
 
 from mwjobs.codec import parse_queue_id
 from mwjobs.errors import QueueError, RecordError
-from mwjobs.queues.endpoint import RedisEndpoint
-from mwjobs.queues.redis import make_client, wake_channel
+from mwjobs.queues.redis.connection import make_client
+from mwjobs.queues.redis.endpoint import RedisEndpoint
 
-__all__ = ["PushListener"]
+__all__ = ["WAKE_CHANNEL", "PushListener", "wake_channel"]
 
 log = logging.getLogger(__name__)
+
+# The pub/sub channel (per database: channels are server-wide) on which mwjobs' pushes name
+# the queue that got ready jobs. An mwjobs extension: MediaWiki never publishes there, so its
+# pushes are still found through the chron's ready-queue map.
+WAKE_CHANNEL = "mwjobs:jobqueue:wake"
+
+
+def wake_channel(db: int) -> str:
+    """The wake-up channel of database ``db``."""
+    return f"{WAKE_CHANNEL}:{db}"
 
 
 class PushListener:

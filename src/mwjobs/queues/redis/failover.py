@@ -19,8 +19,8 @@ from typing import TypeVar
 import redis
 
 from mwjobs.errors import QueueError
-from mwjobs.queues.endpoint import RedisEndpoint
-from mwjobs.queues.redis import make_client
+from mwjobs.queues.redis.connection import make_client
+from mwjobs.queues.redis.endpoint import RedisEndpoint
 
 __all__ = ["RedisFailover"]
 

@@ -15,8 +15,8 @@ import redis
 from redis.typing import EncodableT, FieldT
 
 from mwjobs.codec import AGGREGATOR_READY_KEY, AGGREGATOR_READY_TEMP_KEY
-from mwjobs.queues.redis_ha import RedisFailover
-from mwjobs.queues.redis_replies import byte_map
+from mwjobs.queues.redis.failover import RedisFailover
+from mwjobs.queues.redis.replies import byte_map
 
 __all__ = ["RedisReadyMapStore"]
 
