@@ -3,7 +3,8 @@
     MwJobsError
     ├── RecordError        malformed serialized data or job record (codec)
     ├── ConfigError        a broken configuration file or value
-    ├── QueueError         a queue backend failed (connection, server, script)
+    ├── QueueError         a queue backend failed (server, script, data)
+    │   └── QueueUnavailable   the server cannot be reached now (refused, timed out)
     └── JobTypeError       a job type that is not registered
 
 Driver errors (redis-py, SQLAlchemy) are mapped to these at the backend boundary,
@@ -31,3 +32,9 @@ class QueueError(MwJobsError):
 
 class JobTypeError(MwJobsError):
     """A job type has no registered job class."""
+
+
+class QueueUnavailable(QueueError):
+    """The queue server cannot be reached now (connection refused or lost, timed out, name
+    not resolved): back off and retry later. Other :class:`QueueError` s mean the server
+    answered with an error."""

@@ -28,6 +28,7 @@ from collections import deque
 from mwjobs.codec import ROOT_JOB_TTL, decode_record, encode_record, new_job_id
 from mwjobs.errors import RecordError
 from mwjobs.job import JobSpec, JobState, QueuedJob
+from mwjobs.queues.backends import BackendLocation
 from mwjobs.queues.base import (
     Clock,
     EventSink,
@@ -381,3 +382,22 @@ class MemoryBackend(QueueBackend):
         with self._lock:
             store = self._stores.get((domain, job_type))
             return None if store is None else store.data.get(job_id)
+
+
+# memory://NAME backends of this process, so that everything opening the same URL (a chron
+# and a runner in one process, a test and the code it drives) shares the same queues.
+_NAMED: dict[str, MemoryBackend] = {}
+_NAMED_LOCK = threading.Lock()
+
+
+def open_location(
+    location: BackendLocation, *, clock: Clock, on_event: EventSink | None
+) -> MemoryBackend:
+    """The process's backend named by ``memory://NAME`` (made on first use; ``clock`` and
+    ``on_event`` are those of the first opener)."""
+    name = location.url.split("://", 1)[1]
+    with _NAMED_LOCK:
+        backend = _NAMED.get(name)
+        if backend is None:
+            backend = _NAMED[name] = MemoryBackend(clock=clock, on_event=on_event)
+        return backend

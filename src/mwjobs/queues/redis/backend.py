@@ -35,6 +35,7 @@ from mwjobs.codec import (
 )
 from mwjobs.errors import QueueError, RecordError
 from mwjobs.job import JobSpec, JobState, QueuedJob
+from mwjobs.queues.backends import BackendLocation
 from mwjobs.queues.base import (
     Clock,
     EventSink,
@@ -453,3 +454,11 @@ def _mw_timestamp(raw: bytes | str | None) -> int | None:
         return int(raw)
     except ValueError:
         return 0
+
+
+def open_location(
+    location: BackendLocation, *, clock: Clock, on_event: EventSink | None
+) -> RedisBackend:
+    """The backend at a ``redis://``, ``rediss://`` or ``unix://`` location."""
+    endpoint = parse_redis_endpoint(location.url, password=location.password)
+    return RedisBackend(endpoint, clock=clock, on_event=on_event)

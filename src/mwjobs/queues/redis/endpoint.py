@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import re
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from mwjobs.errors import ConfigError
 
@@ -58,6 +58,18 @@ class RedisEndpoint:
             raise ConfigError("TLS over a Unix socket is not supported; drop tls or the socket")
         if self.connect_timeout <= 0 or self.read_timeout <= 0:
             raise ConfigError("Redis timeouts must be positive numbers of seconds")
+
+    @property
+    def url(self) -> str:
+        """The endpoint as a URL :func:`parse_redis_endpoint` reads back to the same
+        endpoint, password left out (it travels apart, see ``BackendLocation``)."""
+        user = f"{quote(self.username, safe='')}@" if self.username else ""
+        if self.unix_socket is not None:
+            query = f"?db={self.db}" if self.db else ""
+            return f"unix://{user}{quote(self.unix_socket)}{query}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        scheme = "rediss" if self.tls else "redis"
+        return f"{scheme}://{user}{host}:{self.port}/{self.db}"
 
     @property
     def display(self) -> str:
