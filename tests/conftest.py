@@ -14,8 +14,8 @@ from tests.servers import RedisServer, StatsdListener
 # kind of backend (memory) defines its own fixture of that name, which wins.
 pytest_plugins = ["tests.queues.redis_fixtures"]
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-FIXTURES = SHARED / "fixtures" / "mediawiki-1.43"
+# Real MediaWiki 1.43 data, kept in the repository so that a clone alone passes its tests.
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "mediawiki-1.43"
 
 
 @pytest.fixture(scope="session")
@@ -46,7 +46,7 @@ def statsd_listener() -> Iterator[StatsdListener]:
 
 @pytest.fixture(scope="session")
 def fixtures_dir() -> Path:
-    """``../shared/fixtures/mediawiki-1.43``: real MediaWiki 1.43 data."""
+    """``tests/fixtures/mediawiki-1.43``: real MediaWiki 1.43 data."""
     if not FIXTURES.is_dir():
-        raise RuntimeError(f"missing shared fixtures at {FIXTURES}")
+        raise RuntimeError(f"missing fixtures at {FIXTURES}")
     return FIXTURES

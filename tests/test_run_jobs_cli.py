@@ -391,7 +391,7 @@ def test_without_a_server_or_with_a_bad_module_it_exits_1(tmp_path: Path) -> Non
         base, capture_output=True, text=True, timeout=60, check=False, env=env_free
     )
     assert done.returncode == 1
-    assert "no queue server: give --redis" in done.stderr
+    assert "no queue server: give --queue URL" in done.stderr
     done = subprocess.run(
         [*base, "--redis=redis://127.0.0.1:1/0", "--module=no_such_jobs_module"],
         capture_output=True, text=True, timeout=60, check=False, env=env_free,

@@ -6,8 +6,8 @@ jobchron's, so PHP and Python services can share it): a hash whose fields are
 chron pass last saw the queue with ready jobs, plus the field ``_epoch`` = the time of that
 pass (its presence proves a chron is running). A queue with no ready jobs is simply absent.
 
-This module is storage-agnostic: a :class:`ReadyMapStore` moves the raw fields
-(``mwjobs.queues.redis.ready_map`` is the Redis one); :class:`ReadyQueueMap` encodes, decodes
+This module is storage-agnostic: a :class:`~mwjobs.queues.farm.ReadyMapStore` moves the raw
+fields (each backend's farm has one); :class:`ReadyQueueMap` encodes, decodes
 and caches.
 """
 
@@ -16,10 +16,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from typing import Protocol
 
 from mwjobs.codec import AGGREGATOR_EPOCH_FIELD, aggregator_field, parse_aggregator_field
 from mwjobs.errors import MwJobsError, RecordError
+from mwjobs.queues.farm import ReadyMapStore
 
 __all__ = [
     "ReadyMap",
@@ -33,17 +33,6 @@ log = logging.getLogger(__name__)
 
 # (job type, domain) -> UNIX time a chron pass last saw the queue with ready jobs.
 ReadyMap = dict[tuple[str, str], int]
-
-
-class ReadyMapStore(Protocol):
-    """Where the map's raw fields live. Both methods raise a :class:`MwJobsError` subclass
-    when the storage cannot be reached."""
-
-    def replace(self, fields: Mapping[str, str]) -> None:
-        """Replace the whole map with ``fields`` at once (readers never see a partial one)."""
-
-    def fetch(self) -> dict[str, str]:
-        """Every raw field and value of the map (empty if there is none)."""
 
 
 def encode_ready_map(ready: Mapping[tuple[str, str], int], epoch: int) -> dict[str, str]:

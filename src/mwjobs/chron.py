@@ -19,23 +19,19 @@ from __future__ import annotations
 import logging
 import math
 import random
-import select
 import signal
 import socket
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from types import FrameType, TracebackType
 from typing import Protocol
 
 from mwjobs.aggregator import ReadyMap, ReadyQueueMap
 from mwjobs.config import RunnerConfig, load_config
+from mwjobs.daemon import STOP_SIGNALS, SignalInbox
 from mwjobs.errors import ConfigError, MwJobsError
 from mwjobs.queues.base import Clock, MaintenancePolicy, MaintenanceResult, QueueBackend
-from mwjobs.queues.redis import RedisBackend
-from mwjobs.queues.redis.failover import RedisFailover
-from mwjobs.queues.redis.lock import RedisPoolLock
-from mwjobs.queues.redis.ready_map import RedisReadyMapStore
+from mwjobs.queues.farm import PoolLock, QueueFarm, open_farm
 
 __all__ = [
     "QUEUES_PER_ROUND_TRIP",
@@ -43,8 +39,6 @@ __all__ = [
     "ChronService",
     "Counters",
     "PassResult",
-    "PoolLock",
-    "SignalInbox",
     "build_chron",
     "next_tick",
 ]
@@ -54,7 +48,6 @@ log = logging.getLogger(__name__)
 # Queues whose maintenance scripts go to a server in one pipelined round trip. Bounds the
 # reply held in memory and how long the lock goes without a refresh.
 QUEUES_PER_ROUND_TRIP = 1000
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 class Counters(Protocol):
@@ -68,19 +61,6 @@ class Counters(Protocol):
 
     def close(self) -> None:
         """Release the sink's socket, if any."""
-
-
-class PoolLock(Protocol):
-    """The chron pool lock: a few slots, so only that many chrons run a pass at once."""
-
-    def acquire(self, now: float) -> int | None:
-        """Take a free or stale slot; its number, or None when all are held."""
-
-    def refresh(self, slot: int, now: float) -> None:
-        """Keep a held slot from going stale during a long pass."""
-
-    def release(self, slot: int) -> bool:
-        """Free a held slot; False if it was no longer ours."""
 
 
 @dataclass(frozen=True)
@@ -323,29 +303,32 @@ def build_chron(
     clock: Clock = time.time,
     host: str | None = None,
 ) -> Chron:
-    """A chron on the config's Redis servers: one backend per ``redis.queues`` entry; the
-    ready-queue map and the lock on ``redis.aggregators`` (first reachable); as many lock
-    slots as queue servers (PHP's rule). Nothing connects until the first pass."""
+    """A chron on the config's queues (:func:`~mwjobs.queues.farm.open_farm`): every
+    partition maintained, the ready-queue map and the pool lock where the backend keeps
+    them, as many lock slots as partitions (PHP's rule). Nothing connects until the first
+    pass."""
     name = socket.gethostname() if host is None else host
 
-    def count_redis_error(_server: str) -> None:
-        metrics.incr(f"redis-error.{name}")
+    def count_backend_error(_server: str) -> None:
+        metrics.incr(f"redis-error.{name}")  # the PHP services' name for any such error
 
-    failover = RedisFailover(config.redis.aggregators, on_error=count_redis_error)
-    partitions = {e.display: RedisBackend(e, clock=clock) for e in config.redis.queues}
-    aggregator = ReadyQueueMap(
-        RedisReadyMapStore(failover), cache_ttl=config.timing.aggregator_cache_ttl
+    queues = config.queues
+    farm: QueueFarm = open_farm(
+        queues.partitions, queues.aggregators, clock=clock, on_error=count_backend_error
     )
-    lock = RedisPoolLock(failover, slots=len(partitions), ttl=config.timing.pool_lock_ttl)
+    aggregator = ReadyQueueMap(
+        farm.ready_map_store(), cache_ttl=config.timing.aggregator_cache_ttl
+    )
+    lock = farm.pool_lock(ttl=config.timing.pool_lock_ttl)
     return Chron(
         config,
-        partitions,
+        farm.partitions,
         aggregator,
         lock,
         metrics,
         clock=clock,
         host=name,
-        closers=[failover.close],
+        closers=[farm.close],
     )
 
 
@@ -356,58 +339,6 @@ def next_tick(previous: float, period: float, now: float) -> float:
     if tick <= now:
         tick += (math.floor((now - tick) / period) + 1) * period
     return tick
-
-
-def _ignore(signum: int, frame: FrameType | None) -> None:
-    """Installed for the signals we wait on: the wakeup socket carries the signal number, so
-    the handler itself does nothing (no work ever runs inside a handler)."""
-
-
-class SignalInbox:
-    """Signals as bytes on a socket the main loop waits on (``signal.set_wakeup_fd``):
-    gunicorn's queued signals without any code in the handler. Main thread only."""
-
-    def __init__(self, signals: Sequence[signal.Signals]) -> None:
-        self.signals = tuple(signals)
-        self._previous: dict[signal.Signals, object] = {}
-        self._previous_fd = -1
-
-    def __enter__(self) -> SignalInbox:
-        self._reader, self._writer = socket.socketpair()
-        self._reader.setblocking(False)
-        self._writer.setblocking(False)
-        self._previous_fd = signal.set_wakeup_fd(self._writer.fileno(), warn_on_full_buffer=False)
-        for signum in self.signals:
-            self._previous[signum] = signal.signal(signum, _ignore)
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)  # type: ignore[arg-type]
-        signal.set_wakeup_fd(self._previous_fd)
-        self._previous.clear()
-        self._reader.close()
-        self._writer.close()
-
-    def fileno(self) -> int:
-        """The socket that becomes readable when a signal arrives, for a caller that waits
-        on several file descriptors (the runner's selector); drain it with ``wait(0)``."""
-        return self._reader.fileno()
-
-    def wait(self, timeout: float) -> list[int]:
-        """The signals received so far, waiting up to ``timeout`` seconds for one."""
-        if timeout > 0:
-            select.select([self._reader], [], [], timeout)
-        try:
-            data = self._reader.recv(4096)
-        except BlockingIOError:
-            return []
-        return [signum for signum in data if signum in self.signals]
 
 
 class ChronService:

@@ -7,14 +7,13 @@ from typing import Any, TypeVar
 
 import click
 
+from mwjobs.daemon import EXIT_CONFIG
+
 __all__ = ["CONFIG_ENV", "EXIT_CONFIG", "config_file_option"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 CONFIG_ENV = "MWJOBS_CONFIG_FILE"
-# A bad config (or a service that cannot boot) exits 1 in every subcommand; click uses 2
-# for usage errors.
-EXIT_CONFIG = 1
 
 
 def config_file_option(*, required: bool, help: str) -> Callable[[F], F]:

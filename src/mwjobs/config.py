@@ -31,6 +31,7 @@ from typing import Any, ClassVar, Generic, Literal, TypeAlias, TypeVar
 from urllib.parse import urlsplit
 
 from mwjobs.errors import ConfigError
+from mwjobs.queues.backends import BackendLocation
 from mwjobs.queues.redis.endpoint import RedisEndpoint, parse_redis_endpoint
 
 __all__ = [
@@ -153,6 +154,14 @@ class RedisConfig:
 
 
 @dataclass(frozen=True)
+class QueuesConfig:
+    """Where the queues live, whatever the backend."""
+
+    partitions: tuple[BackendLocation, ...]
+    aggregators: tuple[BackendLocation, ...]
+
+
+@dataclass(frozen=True)
 class StatsdTarget:
     """``statsd``: where counters go (UDP)."""
 
@@ -272,6 +281,14 @@ class RunnerConfig:
     timing: Timing
     source: str
     warnings: tuple[str, ...] = ()
+
+    @property
+    def queues(self) -> QueuesConfig:
+        """Where the queues are, whatever the backend (``redis`` maps onto it)."""
+        return QueuesConfig(
+            partitions=tuple(BackendLocation(e.url, e.password) for e in self.redis.queues),
+            aggregators=tuple(BackendLocation(e.url, e.password) for e in self.redis.aggregators),
+        )
 
     @property
     def enabled_groups(self) -> tuple[GroupConfig, ...]:

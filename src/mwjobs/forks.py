@@ -27,12 +27,13 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import IO
 
+from mwjobs.daemon import STOP_SIGNALS
+
 __all__ = ["MAX_PROCS", "Child", "SharedOutput", "die_with_parent", "fork_children"]
 
 log = logging.getLogger(__name__)
 
 MAX_PROCS = 1000  # runJobs.php's upper bound for --procs
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 EXIT_FORK_FAILED = 1
 

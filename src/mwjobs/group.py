@@ -27,6 +27,7 @@ from mwjobs.codec import PhpKey, PhpValue
 from mwjobs.errors import ConfigError
 from mwjobs.job import JobSpec, QueuedJob
 from mwjobs.jobs import Job
+from mwjobs.queues.backends import open_backend
 from mwjobs.queues.base import Clock, JobQueue, JobWaiter, PollingWaiter, QueueBackend
 from mwjobs.registry import JobRegistry, default_registry
 
@@ -217,7 +218,7 @@ def configure(
     overrides: Mapping[str, QueueBackend] | None = None,
     registry: JobRegistry = default_registry,
 ) -> JobQueueGroup:
-    """Set the group :func:`push` uses: a backend (or a Redis URL / ``host:port``) and the
+    """Set the group :func:`push` uses: a backend (or its URL, or a Redis ``host:port``) and the
     wiki's DB domain, with optional per-type backends. Connects to nothing."""
     global _default  # noqa: PLW0603 - the process-wide default, like MediaWiki's service
     group = JobQueueGroup(_backend(backend), wiki, overrides=overrides, registry=registry)
@@ -235,22 +236,20 @@ def default_group() -> JobQueueGroup:
         return group
     with _default_lock:
         if _default is None:
-            url, wiki = os.environ.get("MWJOBS_REDIS_URL"), os.environ.get("MWJOBS_WIKI")
+            env = os.environ
+            url = env.get("MWJOBS_QUEUE_URL") or env.get("MWJOBS_REDIS_URL")
+            wiki = env.get("MWJOBS_WIKI")
             if not url or not wiki:
                 raise ConfigError(
                     "mwjobs.push: no queue configured; call mwjobs.configure(backend, wiki) "
-                    "or set MWJOBS_REDIS_URL (e.g. redis://127.0.0.1:6379/0) and MWJOBS_WIKI"
+                    "or set MWJOBS_QUEUE_URL (e.g. redis://127.0.0.1:6379/0) and MWJOBS_WIKI"
                 )
             _default = JobQueueGroup(_backend(url), wiki)
         return _default
 
 
 def _backend(backend: QueueBackend | str) -> QueueBackend:
-    if isinstance(backend, QueueBackend):
-        return backend
-    from mwjobs.queues.redis import RedisBackend  # noqa: PLC0415 - redis-py only when used
-
-    return RedisBackend(backend)
+    return backend if isinstance(backend, QueueBackend) else open_backend(backend)
 
 
 def push(

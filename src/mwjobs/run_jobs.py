@@ -22,8 +22,8 @@ from mwjobs.execute import JobExecutor, RunOptions, RunResult, parse_memory_limi
 from mwjobs.forks import MAX_PROCS, SharedOutput, fork_children
 from mwjobs.group import JobQueueGroup
 from mwjobs.metrics import job_metrics_for
+from mwjobs.queues.backends import open_backend
 from mwjobs.queues.base import QueueBackend
-from mwjobs.queues.redis import RedisBackend
 from mwjobs.registry import import_job_modules
 from mwjobs.run_loop import RunLoop
 
@@ -100,11 +100,13 @@ def _memory(ctx: click.Context, param: click.Parameter, value: str) -> int | Non
     required=False, help="jobrunner.json: its first queue server, python dispatcher modules"
 )
 @click.option(
+    "--queue",
     "--redis",
-    "redis_url",
-    envvar="MWJOBS_REDIS_URL",
+    "queue_url",
+    envvar=["MWJOBS_QUEUE_URL", "MWJOBS_REDIS_URL"],
     metavar="URL",
-    help="The queue server (redis://host:port/db, host:port or a socket path).",
+    help="Where the queues are: a backend URL (redis://host:port/db, memory://name), or a "
+    "Redis host:port or socket path. --redis is the older name.",
 )
 @click.option(
     "--module",
@@ -159,7 +161,7 @@ def run_jobs(
     wait: bool,
     result: str | None,
     config_file: str | None,
-    redis_url: str | None,
+    queue_url: str | None,
     modules: tuple[str, ...],
     paths: tuple[str, ...],
     throttling: dict[str, float],
@@ -172,7 +174,7 @@ def run_jobs(
     _configure_logging(as_json)
     try:
         config = load_config(config_file) if config_file else None
-        backend = _backend(redis_url, config)
+        backend = _backend(queue_url, config)
         _import_jobs(config, modules, paths)
     except ConfigError as exc:
         click.echo(str(exc), err=True)
@@ -183,7 +185,7 @@ def run_jobs(
         if isinstance(forked, int):
             ctx.exit(forked)  # the parent: every child is done
         _output.shared = forked.output
-        backend = _backend(redis_url, config)
+        backend = _backend(queue_url, config)
     executor = JobExecutor(
         JobQueueGroup(backend, wiki),
         throttling=_config_rates(config) | throttling,  # --throttle wins over the file
@@ -210,16 +212,16 @@ def run_jobs(
         backend.close()
 
 
-def _backend(redis_url: str | None, config: RunnerConfig | None) -> QueueBackend:
-    if redis_url:
+def _backend(queue_url: str | None, config: RunnerConfig | None) -> QueueBackend:
+    if queue_url:
         try:
-            return RedisBackend(redis_url)
-        except ValueError as exc:
-            raise ConfigError(f"--redis {redis_url!r}: {exc}") from None
-    if config is not None and config.redis.queues:
-        return RedisBackend(config.redis.queues[0])
+            return open_backend(queue_url)
+        except (ValueError, ConfigError) as exc:
+            raise ConfigError(f"--queue {queue_url!r}: {exc}") from None
+    if config is not None:
+        return open_backend(config.queues.partitions[0])
     raise ConfigError(
-        "no queue server: give --redis redis://host:port/db, or --config-file with redis.queues"
+        "no queue server: give --queue URL (e.g. redis://127.0.0.1:6379/0), or --config-file"
     )
 
 

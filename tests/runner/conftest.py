@@ -71,6 +71,12 @@ class StaticReady:
         self.reads += 1
         return dict(self.queues)
 
+    def partitions(self) -> list[str]:
+        return []  # nothing to listen to: the test says what is ready
+
+    def push_listener(self, partition: str) -> None:
+        return None
+
     def close(self) -> None:
         self.closed = True
 

@@ -22,8 +22,8 @@ import redis
 from mwjobs.config import PythonDispatcher as PythonConfig
 from mwjobs.config import StatsdTarget, parse_config
 from mwjobs.job import JobSpec
+from mwjobs.queues.backends import location_of
 from mwjobs.queues.redis import RedisBackend
-from mwjobs.queues.redis.endpoint import parse_redis_endpoint
 from mwjobs.runner.dispatch import DispatchError, PythonDispatcher, RunOutcome, RunRequest
 from mwjobs.runner.dispatch.python import DIED, WorkerRun
 from mwjobs.runner.pyworker import Boot, FrameReader, encode_frame
@@ -72,7 +72,7 @@ def make_pool(redis_server: RedisServer) -> Iterator[Make]:
 
     def make(size: int = 1, **kw: Any) -> PythonDispatcher:
         config = PythonConfig(modules=kw.pop("modules", (MODULE,)), paths=(str(ROOT),), **kw)
-        pool = PythonDispatcher(config, parse_redis_endpoint(redis_server.url), size)
+        pool = PythonDispatcher(config, location_of(redis_server.url), size)
         made.append(pool)
         pool.check()
         return pool
@@ -201,7 +201,7 @@ def test_workers_send_per_job_metrics_to_the_runners_statsd(
 
 
 def test_the_boot_message_carries_the_statsd_target() -> None:
-    boot = Boot((MODULE,), (), parse_redis_endpoint("127.0.0.1:6379"),
+    boot = Boot((MODULE,), (), location_of("127.0.0.1:6379"),
                 statsd=StatsdTarget("::1", 8125))  # fmt: skip
     assert Boot.from_line(boot.to_line()) == boot
     without = dataclasses.replace(boot, statsd=None)
@@ -289,7 +289,7 @@ def test_runs_wait_for_a_free_worker_when_there_are_fewer_workers_than_slots(
 
 def test_a_job_module_that_does_not_import_fails_the_check(redis_server: RedisServer) -> None:
     config = PythonConfig(modules=("tests.runner.no_such_jobs",), paths=(str(ROOT),))
-    pool = PythonDispatcher(config, parse_redis_endpoint(redis_server.url), 3)
+    pool = PythonDispatcher(config, location_of(redis_server.url), 3)
     with pytest.raises(DispatchError, match=r"No module named 'tests\.runner\.no_such_jobs'"):
         pool.check()
     assert pool.workers == []  # every worker was stopped and reaped

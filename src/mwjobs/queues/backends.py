@@ -19,15 +19,27 @@ from __future__ import annotations
 
 import importlib
 import time
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 from mwjobs.errors import ConfigError
 from mwjobs.queues.base import Clock, EventSink, QueueBackend
 
-__all__ = ["BACKENDS", "BackendLocation", "BackendOpener", "open_backend", "scheme_of"]
+if TYPE_CHECKING:
+    from mwjobs.queues.farm import ErrorSink, QueueFarm
+
+__all__ = [
+    "BACKENDS",
+    "BackendLocation",
+    "BackendOpener",
+    "FarmOpener",
+    "farm_opener",
+    "location_of",
+    "open_backend",
+    "scheme_of",
+]
 
 
 @dataclass(frozen=True)
@@ -59,19 +71,50 @@ class BackendOpener(Protocol):
     ) -> QueueBackend: ...
 
 
+class FarmOpener(Protocol):
+    """A backend's ``open_farm``: what the services need from storage
+    (:class:`~mwjobs.queues.farm.QueueFarm`) over ``partitions`` of that backend."""
+
+    def __call__(
+        self,
+        partitions: Sequence[BackendLocation],
+        aggregators: Sequence[BackendLocation],
+        *,
+        clock: Clock,
+        on_error: ErrorSink | None,
+    ) -> QueueFarm: ...
+
+
 @dataclass(frozen=True)
 class _Entry:
-    module: str  # imported on first use
+    module: str  # defines open_location (BackendOpener); imported on first use
+    farm: str  # defines open_farm (FarmOpener); imported on first use
     extra: str | None  # the pip extra that brings its driver, if any
 
 
-# scheme -> where its opener lives. Each module defines ``open_location`` (BackendOpener).
+_REDIS = _Entry("mwjobs.queues.redis.backend", "mwjobs.queues.redis.farm", None)
+_REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+# scheme -> where its backend lives.
 BACKENDS: dict[str, _Entry] = {
-    "redis": _Entry("mwjobs.queues.redis.backend", None),
-    "rediss": _Entry("mwjobs.queues.redis.backend", None),
-    "unix": _Entry("mwjobs.queues.redis.backend", None),
-    "memory": _Entry("mwjobs.queues.memory", None),
+    **{scheme: _REDIS for scheme in _REDIS_SCHEMES},
+    "memory": _Entry("mwjobs.queues.memory", "mwjobs.queues.memory_farm", None),
 }
+
+
+def location_of(text: str, *, password: str | None = None) -> BackendLocation:
+    """The location written as ``text``: a backend URL, or a bare Redis server string
+    (``host``, ``host:port``, ``/path/to.sock``: MediaWiki's ``redisServer`` forms).
+    Redis locations are written canonically, their password moved out of the URL (so the
+    URL can be shown); ConfigError when the text is neither."""
+    scheme = scheme_of(text)
+    if scheme and scheme not in _REDIS_SCHEMES:
+        _entry(BackendLocation(text))  # a clear error for an unknown scheme
+        return BackendLocation(text, password)
+    from mwjobs.queues.redis.endpoint import parse_redis_endpoint  # noqa: PLC0415 - pure
+
+    endpoint = parse_redis_endpoint(text, password=password)
+    return BackendLocation(endpoint.url, endpoint.password)
 
 
 def scheme_of(url: str) -> str:
@@ -90,20 +133,30 @@ def open_backend(
     Raises :class:`ConfigError` for a URL without a known scheme, or when the backend's
     driver is not installed (the message names the pip extra).
     """
-    where = BackendLocation(location) if isinstance(location, str) else location
-    entry = BACKENDS.get(where.scheme)
-    if entry is None:
-        known = ", ".join(f"{scheme}://" for scheme in sorted(BACKENDS))
-        raise ConfigError(
-            f"{where.display!r} is not a queue backend URL; use one of: {known}"
-        )
-    opener = _opener(entry, where)
+    where = location_of(location) if isinstance(location, str) else location
+    opener: BackendOpener = _import(where, _entry(where).module).open_location
     return opener(where, clock=clock, on_event=on_event)
 
 
-def _opener(entry: _Entry, where: BackendLocation) -> BackendOpener:
+def farm_opener(location: BackendLocation) -> FarmOpener:
+    """The ``open_farm`` of the backend at ``location`` (used by
+    :func:`mwjobs.queues.farm.open_farm`)."""
+    opener: FarmOpener = _import(location, _entry(location).farm).open_farm
+    return opener
+
+
+def _entry(where: BackendLocation) -> _Entry:
+    entry = BACKENDS.get(where.scheme)
+    if entry is None:
+        known = ", ".join(f"{scheme}://" for scheme in sorted(BACKENDS))
+        raise ConfigError(f"{where.display!r} is not a queue backend URL; use one of: {known}")
+    return entry
+
+
+def _import(where: BackendLocation, name: str) -> Any:
+    entry = _entry(where)
     try:
-        module = importlib.import_module(entry.module)
+        return importlib.import_module(name)
     except ModuleNotFoundError as exc:
         if entry.extra is None or not exc.name or exc.name.startswith("mwjobs"):
             raise
@@ -111,5 +164,3 @@ def _opener(entry: _Entry, where: BackendLocation) -> BackendOpener:
             f"the {where.scheme}:// backend needs the {exc.name!r} package, which is not "
             f"installed; run: pip install 'mwjobs[{entry.extra}]'"
         ) from None
-    opener: Callable[..., QueueBackend] = module.open_location
-    return opener

@@ -47,8 +47,7 @@ from mwjobs.execute import (
 )
 from mwjobs.group import JobQueueGroup
 from mwjobs.metrics import job_metrics_for
-from mwjobs.queues.redis import RedisBackend
-from mwjobs.queues.redis.endpoint import RedisEndpoint
+from mwjobs.queues.backends import BackendLocation, open_backend
 from mwjobs.registry import import_job_modules
 from mwjobs.servicelog import PhpStyleFormatter
 
@@ -77,7 +76,7 @@ class Boot:
 
     modules: tuple[str, ...]
     paths: tuple[str, ...]
-    queue: RedisEndpoint  # sent over the pipe, not argv: it may carry a password
+    queue: BackendLocation  # sent over the pipe, not argv: it may carry a password
     batch: int = 10
     max_batches: int = 1000
     max_memory: int | None = None  # bytes; None: no limit besides the batches' own
@@ -94,7 +93,7 @@ class Boot:
         data: dict[str, Any] = json.loads(line)
         data["modules"] = tuple(data["modules"])
         data["paths"] = tuple(data["paths"])
-        data["queue"] = RedisEndpoint(**data["queue"])
+        data["queue"] = BackendLocation(**data["queue"])
         if data.get("statsd") is not None:
             data["statsd"] = StatsdTarget(**data["statsd"])
         return cls(**data)
@@ -184,7 +183,7 @@ class Worker:
 
     def __init__(self, boot: Boot, should_stop: _StopFlag) -> None:
         self.boot = boot
-        self.backend = RedisBackend(boot.queue)
+        self.backend = open_backend(boot.queue)
         self.backoffs = BackoffFile()  # the host's file, shared with run-jobs and runJobs.php
         self.metrics = job_metrics_for(boot.statsd)
         self.should_stop = should_stop

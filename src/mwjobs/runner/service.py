@@ -1,7 +1,7 @@
 """The jobrunner service: groups of slots that dispatch batches from ready queues.
 
 The shape is gunicorn's arbiter. Signal handlers only record the signal (a byte on a socket,
-:class:`~mwjobs.chron.SignalInbox`). One loop waits on one selector that watches that socket,
+:class:`~mwjobs.daemon.SignalInbox`). One loop waits on one selector that watches that socket,
 the dispatched processes' pipes and a wake-up socket for HTTP runs. Each turn of the loop
 (:meth:`Runner.step`) then does the same steps in order:
 
@@ -16,9 +16,9 @@ A child's exit (SIGCHLD, or EOF on its pipes) wakes the loop at once, so a slot 
 within a millisecond or two; nothing polls every 100 ms as the PHP runner did. When slots are
 free but nothing is ready, the loop sleeps until the ready-queue map may have changed, or
 until an mwjobs push names a queue on the wake-up channel of a queue server
-(:mod:`mwjobs.queues.redis.wake`; ``mwjobs.timing.wake_on_push``): that queue is ready at
-once, without waiting for the chron's next pass. Pushes by MediaWiki publish nothing and are
-found through the map, as before.
+(:meth:`~mwjobs.queues.farm.QueueFarm.push_listener`; ``mwjobs.timing.wake_on_push``):
+that queue is ready at once, without waiting for the chron's next pass. Pushes by
+MediaWiki publish nothing and are found through the map, as before.
 
 Start-up failures (a dispatcher program that does not exist, a missing secret) stop the
 service with a message instead of failing every run forever; failures at run time are
@@ -42,14 +42,11 @@ from types import TracebackType
 from typing import Protocol
 
 from mwjobs.aggregator import ReadyMap, ReadyQueueMap
-from mwjobs.chron import SignalInbox
 from mwjobs.config import GroupConfig, RunnerConfig, load_config
+from mwjobs.daemon import STOP_SIGNALS, SignalInbox
 from mwjobs.errors import ConfigError, QueueError
 from mwjobs.metrics import counters_for, memory_usage
-from mwjobs.queues.redis.endpoint import RedisEndpoint
-from mwjobs.queues.redis.failover import RedisFailover
-from mwjobs.queues.redis.ready_map import RedisReadyMapStore
-from mwjobs.queues.redis.wake import PushListener
+from mwjobs.queues.farm import PushListener, QueueFarm, open_farm
 from mwjobs.runner.dispatch import (
     Dispatcher,
     DispatchError,
@@ -64,11 +61,10 @@ from mwjobs.runner.result import RunResult, parse_result
 from mwjobs.runner.select import PriorityState, Queue, after_refill, candidate_queues, time_share
 from mwjobs.runner.slots import Action, Slot, SlotGroup, StopReason, next_deadline, overdue_action
 
-__all__ = ["Counters", "ReadySource", "RedisReadySource", "Runner", "Totals", "Waker"]
+__all__ = ["Counters", "FarmReadySource", "ReadySource", "Runner", "Totals", "Waker"]
 
 log = logging.getLogger("mwjobs.runner")
 
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 IDLE_WAIT = 0.1  # the shortest sleep when slots are free but nothing is ready (PHP's sleep)
 SHOWN_OUTPUT = 4096  # characters of a failed run's output in the error line (as PHP)
 MAX_BACKOFF = 300.0  # longest a "backoffs" entry of a result keeps a type from running
@@ -92,27 +88,41 @@ class Counters(Protocol):
 
 
 class ReadySource(Protocol):
-    """The ready-queue map (``(type, domain) -> time``), read once per cache period."""
+    """The ready-queue map (``(type, domain) -> time``), read once per cache period, and
+    the wake-ups of pushes to the queues, where the storage offers them."""
 
     def read(self) -> Mapping[Queue, int]: ...
+
+    def partitions(self) -> list[str]:
+        """Names of the partitions that may be listened to (:meth:`push_listener`)."""
+        ...
+
+    def push_listener(self, partition: str) -> PushListener | None: ...
 
     def close(self) -> None: ...
 
 
-class RedisReadySource:
-    """The map on the config's aggregator servers (first reachable one)."""
+class FarmReadySource:
+    """The map and the push wake-ups of the config's queues (:func:`open_farm`)."""
 
     def __init__(self, config: RunnerConfig, on_error: Callable[[str], None]) -> None:
-        self.failover = RedisFailover(config.redis.aggregators, on_error=on_error)
+        queues = config.queues
+        self.farm: QueueFarm = open_farm(queues.partitions, queues.aggregators, on_error=on_error)
         # No cache here: the runner keeps its own copy per period (it must know when the
         # copy is new, to end the "lay off" of emptied queues, spec §6.7).
-        self.map = ReadyQueueMap(RedisReadyMapStore(self.failover), cache_ttl=0.0)
+        self.map = ReadyQueueMap(self.farm.ready_map_store(), cache_ttl=0.0)
 
     def read(self) -> ReadyMap:
         return self.map.read()
 
+    def partitions(self) -> list[str]:
+        return list(self.farm.partitions)
+
+    def push_listener(self, partition: str) -> PushListener | None:
+        return self.farm.push_listener(partition)
+
     def close(self) -> None:
-        self.failover.close()
+        self.farm.close()
 
 
 class Waker:
@@ -202,7 +212,7 @@ class Runner:
             raise
         self.metrics: Counters = metrics or counters_for(config.statsd)
         self._own_ready = ready is None
-        self.ready: ReadySource = ready or RedisReadySource(config, self._redis_error)
+        self.ready: ReadySource = ready or FarmReadySource(config, self._backend_error)
         now = monotonic()
         self.groups = [self._new_group(group, now) for group in config.enabled_groups]
         self.draining: list[SlotGroup] = []  # groups removed by a reload, still running
@@ -218,7 +228,7 @@ class Runner:
         self._signals: list[int] = []
         self._sigchld = False
         self._ready_map: dict[Queue, int] = {}
-        self._listeners: dict[RedisEndpoint, tuple[PushListener, int]] = {}  # with its fd
+        self._listeners: dict[str, tuple[PushListener, int]] = {}  # partition -> it, its fd
         self._listen_at = now  # when to (re)try listening on the servers that have none
         self._refresh_at = now  # the first step reads the map
         self._layoffs: set[Queue] = set()
@@ -407,9 +417,9 @@ class Runner:
         old = self.config
         self.dispatcher.close()  # runs in flight keep what they hold and finish normally
         self.dispatcher = dispatcher
-        if self._own_ready and config.redis != old.redis:
+        if self._own_ready and config.queues != old.queues:
             self.ready.close()
-            self.ready = RedisReadySource(config, self._redis_error)
+            self.ready = FarmReadySource(config, self._backend_error)
         if config.statsd != old.statsd:
             self.metrics.flush()
             self.metrics.close()
@@ -693,20 +703,22 @@ class Runner:
         ``LISTEN_RETRY`` seconds later."""
         if not (self._own_ready and self.config.timing.wake_on_push) or now < self._listen_at:
             return
-        for endpoint in self.config.redis.queues:
-            if endpoint in self._listeners:
+        for partition in self.ready.partitions():
+            if partition in self._listeners:
                 continue
-            listener = PushListener(endpoint)
+            listener = self.ready.push_listener(partition)
+            if listener is None:  # this backend cannot tell: the map alone finds its jobs
+                continue
             try:
                 fd = listener.fileno()
             except QueueError as exc:
                 listener.close()
-                log.warning("Not woken by pushes to %s for now: %s", endpoint.display, exc)
+                log.warning("Not woken by pushes to %s for now: %s", partition, exc)
                 self._listen_at = now + LISTEN_RETRY
                 continue
             self.selector.register(fd, selectors.EVENT_READ,
                                    functools.partial(self._on_push, listener))  # fmt: skip
-            self._listeners[endpoint] = (listener, fd)
+            self._listeners[partition] = (listener, fd)
 
     def _on_push(self, listener: PushListener) -> None:
         """Selector callback: queues that just got ready jobs may run now (even if a run
@@ -731,7 +743,7 @@ class Runner:
             self._pushed[queue] = now
 
     def _drop_listener(self, listener: PushListener) -> None:
-        _, fd = self._listeners.pop(listener.endpoint, (listener, -1))
+        _, fd = self._listeners.pop(listener.name, (listener, -1))
         with contextlib.suppress(KeyError, ValueError):
             self.selector.unregister(fd)  # before closing: the number may be reused at once
         listener.close()
@@ -762,5 +774,5 @@ class Runner:
         self.metrics.incr(f"memory.{self.host}", current - self._memory_last)
         self._memory_last, self._memory_at = current, now
 
-    def _redis_error(self, _server: str) -> None:
+    def _backend_error(self, _server: str) -> None:
         self.metrics.incr(f"redis-error.{self.host}")

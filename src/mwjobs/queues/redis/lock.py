@@ -36,7 +36,7 @@ def php_float_string(value: float) -> str:
 
 
 class RedisPoolLock:
-    """A :class:`mwjobs.chron.PoolLock` on the aggregator servers (through ``failover``)."""
+    """A :class:`mwjobs.queues.farm.PoolLock` on the aggregator servers (through ``failover``)."""
 
     def __init__(self, failover: RedisFailover, *, slots: int, ttl: float = POOL_LOCK_TTL) -> None:
         if slots < 1:

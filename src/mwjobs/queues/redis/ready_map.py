@@ -22,7 +22,7 @@ __all__ = ["RedisReadyMapStore"]
 
 
 class RedisReadyMapStore:
-    """A :class:`mwjobs.aggregator.ReadyMapStore` (structurally: backends never import the
+    """A :class:`mwjobs.queues.farm.ReadyMapStore` (structurally: backends never import the
     layer above them) on the first reachable aggregator server."""
 
     def __init__(self, failover: RedisFailover) -> None:

@@ -51,6 +51,11 @@ class PushListener:
     def __repr__(self) -> str:
         return f"<PushListener {self.endpoint.display} {self.channel}>"
 
+    @property
+    def name(self) -> str:
+        """The server's display name (the partition's name in a farm)."""
+        return self.endpoint.display
+
     def _subscription(self) -> PubSub:
         if self._pubsub is None:
             self._client = make_client(self.endpoint)

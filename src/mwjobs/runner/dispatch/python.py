@@ -52,7 +52,7 @@ from collections.abc import Mapping, Sequence
 from mwjobs.config import PythonDispatcher as PythonConfig
 from mwjobs.config import RunnerConfig, StatsdTarget
 from mwjobs.execute import parse_memory_limit
-from mwjobs.queues.redis.endpoint import RedisEndpoint
+from mwjobs.queues.backends import BackendLocation
 from mwjobs.runner.dispatch.base import (
     Dispatcher,
     DispatchError,
@@ -229,7 +229,7 @@ class PythonDispatcher(Dispatcher):
     def __init__(
         self,
         config: PythonConfig,
-        queue: RedisEndpoint,
+        queue: BackendLocation,
         size: int,
         *,
         argv: Sequence[str] = WORKER_ARGV,
@@ -258,11 +258,11 @@ class PythonDispatcher(Dispatcher):
         cls, config: RunnerConfig, env: Mapping[str, str] | None = None
     ) -> PythonDispatcher:
         """One worker per runner slot unless ``workers`` says otherwise; the jobs live on
-        the config's first queue server (as with ``mwjobs run-jobs --config-file``)."""
+        the config's first queue partition (as with ``mwjobs run-jobs --config-file``)."""
         disp = config.dispatcher
         assert isinstance(disp, PythonConfig)
         slots = sum(group.runners for group in config.enabled_groups)
-        return cls(disp, config.redis.queues[0], disp.workers or slots, env=env,
+        return cls(disp, config.queues.partitions[0], disp.workers or slots, env=env,
                    statsd=config.statsd)  # fmt: skip
 
     def __repr__(self) -> str:
