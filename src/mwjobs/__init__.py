@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from mwjobs.errors import ConfigError, JobTypeError, MwJobsError, QueueError, RecordError
+from mwjobs.errors import (
+    ConfigError,
+    JobTypeError,
+    MwJobsError,
+    QueueError,
+    QueueUnavailable,
+    RecordError,
+)
 from mwjobs.group import JobQueueGroup, configure, deferred, lazy_push, push
 from mwjobs.job import JobSpec, JobState, QueuedJob, new_root_job_params
 from mwjobs.jobs import Job, NullJob
@@ -20,6 +27,7 @@ __all__ = [
     "MwJobsError",
     "NullJob",
     "QueueError",
+    "QueueUnavailable",
     "QueuedJob",
     "RecordError",
     "__version__",

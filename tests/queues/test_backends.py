@@ -10,8 +10,9 @@ import pytest
 
 from mwjobs.aggregator import ReadyQueueMap
 from mwjobs.chron import Chron
+from mwjobs.codec import queue_key
 from mwjobs.config import parse_config
-from mwjobs.errors import ConfigError
+from mwjobs.errors import ConfigError, QueueError, QueueUnavailable
 from mwjobs.job import JobSpec
 from mwjobs.queues import backends
 from mwjobs.queues.backends import BackendLocation, location_of, open_backend
@@ -20,7 +21,7 @@ from mwjobs.queues.memory import MemoryBackend
 from mwjobs.queues.redis import RedisBackend
 from tests.chron.conftest import Recorder
 from tests.queues.clock import FakeClock
-from tests.servers import RedisServer
+from tests.servers import RedisServer, free_port
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "mwjobs"
 
@@ -124,3 +125,19 @@ def test_the_services_name_no_backend(path: Path) -> None:
         assert module != "redis" and not module.startswith("redis.")
         assert not module.startswith("mwjobs.queues.redis")
         assert module not in ("mwjobs.queues.memory", "mwjobs.queues.memory_farm")
+
+
+def test_an_unreachable_server_is_queue_unavailable(redis_server: RedisServer) -> None:
+    down = open_backend(f"redis://127.0.0.1:{free_port()}/0").queue("enwiki", "null")
+    with pytest.raises(QueueUnavailable, match="pop from"):
+        down.pop()
+    # A server that answers with an error is a QueueError, not QueueUnavailable.
+    backend = open_backend(redis_server.url)
+    queue = backend.queue("enwiki", "null")
+    assert isinstance(backend, RedisBackend)
+    backend.client.set(queue_key("enwiki", "null", "l-unclaimed"), "not a list")
+    with pytest.raises(QueueError) as caught:
+        queue.pop()
+    assert not isinstance(caught.value, QueueUnavailable)
+    backend.client.flushall()
+    backend.close()

@@ -47,7 +47,7 @@ from mwjobs.queues.base import (
     QueueBackend,
     QueueSizes,
 )
-from mwjobs.queues.redis.connection import endpoint_of, make_client, redis_version
+from mwjobs.queues.redis.connection import endpoint_of, error_class, make_client, redis_version
 from mwjobs.queues.redis.endpoint import RedisEndpoint, parse_redis_endpoint
 from mwjobs.queues.redis.handoff import HandoffWaiter
 from mwjobs.queues.redis.keys import QueueKeys
@@ -155,7 +155,8 @@ class RedisBackend(QueueBackend):
             raise self.error(operation, exc) from exc
 
     def error(self, operation: str, exc: BaseException) -> QueueError:
-        return QueueError(f"Redis {self.endpoint.display}: {operation} failed: {exc}")
+        kind = error_class(exc)
+        return kind(f"Redis {self.endpoint.display}: {operation} failed: {exc}")
 
     def queue(self, domain: str, job_type: str) -> RedisJobQueue:
         return RedisJobQueue(self, domain, job_type)

@@ -11,9 +11,19 @@ from redis.backoff import NoBackoff
 from redis.connection import SSLConnection, UnixDomainSocketConnection
 from redis.retry import Retry
 
+from mwjobs.errors import QueueError, QueueUnavailable
 from mwjobs.queues.redis.endpoint import RedisEndpoint
 
-__all__ = ["endpoint_of", "make_client", "redis_version"]
+__all__ = ["UNREACHABLE", "endpoint_of", "error_class", "make_client", "redis_version"]
+
+# redis-py's errors that mean "the server cannot be reached now" (QueueUnavailable).
+UNREACHABLE: tuple[type[BaseException], ...] = (redis.ConnectionError, redis.TimeoutError, OSError)
+
+
+def error_class(exc: BaseException) -> type[QueueError]:
+    """The error to raise for a redis-py error: QueueUnavailable when the server could not
+    be reached, else QueueError (the server answered with an error)."""
+    return QueueUnavailable if isinstance(exc, UNREACHABLE) else QueueError
 
 
 def make_client(endpoint: RedisEndpoint) -> redis.Redis:

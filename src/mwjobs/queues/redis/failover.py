@@ -18,8 +18,8 @@ from typing import TypeVar
 
 import redis
 
-from mwjobs.errors import QueueError
-from mwjobs.queues.redis.connection import make_client
+from mwjobs.errors import QueueError, QueueUnavailable
+from mwjobs.queues.redis.connection import UNREACHABLE, error_class, make_client
 from mwjobs.queues.redis.endpoint import RedisEndpoint
 
 __all__ = ["RedisFailover"]
@@ -30,7 +30,6 @@ T = TypeVar("T")
 DOWN_FOR = 30.0  # seconds a server that failed to connect is skipped (PHP's value)
 
 # Errors after which the server is presumed down, not merely refusing one command.
-_CONNECTION_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
 
 
 class _Server:
@@ -82,13 +81,16 @@ class RedisFailover:
         """``command(client)`` on the first server that answers; QueueError (naming every
         server tried and its error) when none does. ``operation`` names it in messages."""
         errors: list[str] = []
+        kind: type[QueueError] = QueueUnavailable  # unless some server answered with an error
         for server in self._candidates():
             try:
                 return command(server.client)
             except (redis.RedisError, OSError) as exc:
                 self._failed(server, operation, exc)
                 errors.append(f"{server.endpoint.display}: {exc}")
-        raise QueueError(f"Could not execute {operation} on any server ({'; '.join(errors)})")
+                if error_class(exc) is QueueError:
+                    kind = QueueError
+        raise kind(f"Could not execute {operation} on any server ({'; '.join(errors)})")
 
     def _candidates(self) -> list[_Server]:
         now = self._monotonic()
@@ -98,7 +100,7 @@ class RedisFailover:
     def _failed(self, server: _Server, operation: str, exc: Exception) -> None:
         name = server.endpoint.display
         server.reset()
-        if isinstance(exc, _CONNECTION_ERRORS):
+        if isinstance(exc, UNREACHABLE):
             server.down_until = self._monotonic() + self.down_for
         log.error("Redis error: %s (%s on %s)", exc, operation, name)
         if self.on_error is not None:

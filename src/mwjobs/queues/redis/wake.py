@@ -20,7 +20,7 @@ from redis.client import PubSub
 
 from mwjobs.codec import parse_queue_id
 from mwjobs.errors import QueueError, RecordError
-from mwjobs.queues.redis.connection import make_client
+from mwjobs.queues.redis.connection import error_class, make_client
 from mwjobs.queues.redis.endpoint import RedisEndpoint
 
 __all__ = ["WAKE_CHANNEL", "PushListener", "wake_channel"]
@@ -69,7 +69,7 @@ class PushListener:
         return self._pubsub
 
     def _error(self, exc: BaseException) -> QueueError:
-        return QueueError(f"Redis {self.endpoint.display}: listening on {self.channel} "
+        return error_class(exc)(f"Redis {self.endpoint.display}: listening on {self.channel} "
                           f"failed: {exc}")  # fmt: skip
 
     def fileno(self) -> int:
