@@ -167,7 +167,7 @@ def huey_driver(url: str) -> Driver:
 
 def mwjobs_driver(url: str) -> Driver:
     from mwjobs.group import JobQueueGroup, deferred
-    from mwjobs.job import JobSpec
+    from mwjobs.model.data import JobSpec
     from mwjobs.queues.redis import RedisBackend
 
     group = JobQueueGroup(RedisBackend(url), "benchwiki")
@@ -219,10 +219,10 @@ def mwjobs_worker(url: str, idle: str) -> None:
     waiter), waits for a push wake-up (``wake``) or pops again 0.5 ms later (``poll``)."""
     import peers_tasks.mwjobs_tasks  # noqa: F401 - registers benchNoop
 
-    from mwjobs.backoff import BackoffFile
-    from mwjobs.execute import JobExecutor, RunOptions
+    from mwjobs.execution.backoff import BackoffFile
+    from mwjobs.execution.executor import JobExecutor, RunOptions
     from mwjobs.group import JobQueueGroup
-    from mwjobs.job import QueuedJob
+    from mwjobs.model.data import QueuedJob
     from mwjobs.queues.redis import RedisBackend
     from mwjobs.queues.redis.endpoint import parse_redis_endpoint
     from mwjobs.queues.redis.wake import PushListener

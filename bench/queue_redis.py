@@ -17,7 +17,7 @@ import redis
 from benchredis import private_redis
 
 from mwjobs.codec import decode_record, encode_record
-from mwjobs.job import JobSpec
+from mwjobs.model.data import JobSpec
 from mwjobs.queues.redis import RedisBackend, RedisJobQueue
 
 DOMAIN = "benchwiki"

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from mwjobs.backoff import BackoffFile
 from mwjobs.errors import QueueError
-from mwjobs.execute import (
+from mwjobs.execution.backoff import BackoffFile
+from mwjobs.execution.executor import (
     ERROR_BACKOFF_ODDS,
     JobExecutor,
     Reached,
@@ -30,13 +30,13 @@ from mwjobs.execute import (
     resident_memory,
 )
 from mwjobs.group import JobQueueGroup
-from mwjobs.job import JobSpec, JobState, current_request_id, new_root_job_params
-from mwjobs.jobs import Job
 from mwjobs.metrics import MAX_DATAGRAM, JobSample, JobStatsd, Statsd
+from mwjobs.model.data import JobSpec, JobState, current_request_id, new_root_job_params
+from mwjobs.model.registry import JobRegistry
+from mwjobs.model.runnable import Job
 from mwjobs.queues.base import MaintenancePolicy, QueueBackend, QueueSizes
 from mwjobs.queues.memory import MemoryBackend
 from mwjobs.queues.redis import RedisBackend
-from mwjobs.registry import JobRegistry
 from tests.queues.clock import START, FakeClock
 from tests.servers import StatsdListener, statsd_values
 
@@ -285,7 +285,7 @@ def test_exceptions_are_reported_logged_and_do_not_stop_the_loop(
     world.push("throw")
     world.push("custom")
     world.push("ok")
-    caplog.set_level(logging.ERROR, logger="mwjobs.execute")
+    caplog.set_level(logging.ERROR, logger="mwjobs.execution.executor")
     result = world.run(seed=2)
     assert sorted(jobs_of(result)) == [
         ("custom", "failed", "tests.test_execute.CustomError: custom failure"),

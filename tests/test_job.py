@@ -11,7 +11,7 @@ from types import MappingProxyType
 import pytest
 
 from mwjobs.codec import JobRecord, PhpValue, encode_record, mw_timestamp
-from mwjobs.job import (
+from mwjobs.model.data import (
     DedupStyle,
     JobSpec,
     JobState,

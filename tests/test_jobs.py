@@ -17,11 +17,8 @@ from mwjobs import group as group_module
 from mwjobs.codec.formatjson import format_json
 from mwjobs.errors import ConfigError, JobTypeError
 from mwjobs.group import JobQueueGroup
-from mwjobs.job import JobSpec, JobState, QueuedJob
-from mwjobs.jobs import DuplicateJob, Job, NullJob
-from mwjobs.queues.memory import MemoryBackend
-from mwjobs.queues.redis import RedisBackend
-from mwjobs.registry import (
+from mwjobs.model.data import JobSpec, JobState, QueuedJob
+from mwjobs.model.registry import (
     ENTRY_POINT_GROUP,
     JobRegistry,
     default_registry,
@@ -30,6 +27,9 @@ from mwjobs.registry import (
     is_registered,
     registered_types,
 )
+from mwjobs.model.runnable import DuplicateJob, Job, NullJob
+from mwjobs.queues.memory import MemoryBackend
+from mwjobs.queues.redis import RedisBackend
 from tests.queues.clock import FakeClock
 from tests.servers import RedisServer
 
@@ -127,7 +127,7 @@ def plugin_dist(tmp_path: Path) -> Iterator[Path]:
     """An installed distribution (a dist-info on sys.path) declaring two entry points,
     one good and one whose module does not exist."""
     (tmp_path / "plugin_jobs.py").write_text(
-        "from mwjobs.jobs import Job\n"
+        "from mwjobs.model.runnable import Job\n"
         "class PluginJob(Job):\n"
         "    def run(self) -> bool:\n"
         "        return True\n"
@@ -158,8 +158,8 @@ def test_entry_points_load_on_first_miss(caplog: pytest.LogCaptureFixture) -> No
 
 def test_import_job_modules_puts_paths_first(tmp_path: Path) -> None:
     (tmp_path / "imported_jobs_mod.py").write_text(
-        "from mwjobs.jobs import Job\n"
-        "from mwjobs.registry import register\n"
+        "from mwjobs.model.runnable import Job\n"
+        "from mwjobs.model.registry import register\n"
         "@register('importedJob')\n"
         "class Imported(Job):\n"
         "    def run(self) -> bool:\n"

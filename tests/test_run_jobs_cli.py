@@ -26,7 +26,7 @@ import pytest
 import redis
 
 from mwjobs.group import JobQueueGroup
-from mwjobs.job import JobSpec, new_root_job_params
+from mwjobs.model.data import JobSpec, new_root_job_params
 from mwjobs.queues.redis import RedisBackend
 from tests.servers import RedisServer, StatsdListener, statsd_values, wait_until
 

@@ -14,16 +14,16 @@ from typing import ClassVar
 import pytest
 import redis
 
-from mwjobs.execute import JobExecutor, Reached, RunOptions
+from mwjobs.execution.executor import JobExecutor, Reached, RunOptions
+from mwjobs.execution.loop import _Interrupted, _StopOnTerm
 from mwjobs.group import JobQueueGroup
-from mwjobs.job import JobSpec, JobState
-from mwjobs.jobs import Job, NullJob
+from mwjobs.model.data import JobSpec, JobState
+from mwjobs.model.registry import JobRegistry
+from mwjobs.model.runnable import Job, NullJob
 from mwjobs.queues.base import PollingWaiter
 from mwjobs.queues.memory import MemoryBackend
 from mwjobs.queues.redis import RedisBackend
 from mwjobs.queues.redis.handoff import HandoffWaiter
-from mwjobs.registry import JobRegistry
-from mwjobs.run_loop import _Interrupted, _StopOnTerm
 from tests.servers import RedisServer, wait_until
 from tests.test_run_jobs_cli import WIKI, argv, documents, jobs_dir, push
 from tests.test_run_jobs_cli import started as started_process

@@ -11,9 +11,9 @@ from mwjobs.errors import (
     RecordError,
 )
 from mwjobs.group import JobQueueGroup, configure, deferred, lazy_push, push
-from mwjobs.job import JobSpec, JobState, QueuedJob, new_root_job_params
-from mwjobs.jobs import Job, NullJob
-from mwjobs.registry import register
+from mwjobs.model.data import JobSpec, JobState, QueuedJob, new_root_job_params
+from mwjobs.model.registry import register
+from mwjobs.model.runnable import Job, NullJob
 
 __version__ = "0.1.0"
 

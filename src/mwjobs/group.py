@@ -25,11 +25,11 @@ from typing import Any
 
 from mwjobs.codec import PhpKey, PhpValue
 from mwjobs.errors import ConfigError
-from mwjobs.job import JobSpec, QueuedJob
-from mwjobs.jobs import Job
+from mwjobs.model.data import JobSpec, QueuedJob
+from mwjobs.model.registry import JobRegistry, default_registry
+from mwjobs.model.runnable import Job
 from mwjobs.queues.backends import open_backend
 from mwjobs.queues.base import Clock, JobQueue, JobWaiter, PollingWaiter, QueueBackend
-from mwjobs.registry import JobRegistry, default_registry
 
 __all__ = ["JobQueueGroup", "configure", "default_group", "deferred", "lazy_push", "push"]
 

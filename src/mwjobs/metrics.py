@@ -9,8 +9,8 @@ Sending is best effort, as with any statsd client: a send or name-resolution fai
 logged at debug level and the packets are dropped, never raised into a daemon's loop.
 
 :class:`JobStatsd` sends MediaWiki JobRunner's per-job metrics (spec §7.5, the older statsd
-names ``jobqueue.*``) through the same packets and datagrams; :class:`~mwjobs.execute.JobExecutor`
-hands it a :class:`JobSample` after each job.
+names ``jobqueue.*``) through the same packets and datagrams;
+:class:`~mwjobs.execution.executor.JobExecutor` hands it a :class:`JobSample` after each job.
 """
 
 from __future__ import annotations
@@ -212,7 +212,7 @@ class JobSample:
 
 
 class JobMetrics(Protocol):
-    """Where :class:`~mwjobs.execute.JobExecutor` reports each job it ran."""
+    """Where :class:`~mwjobs.execution.executor.JobExecutor` reports each job it ran."""
 
     def job_done(self, sample: JobSample) -> None:
         """One job ran (called after each job, duplicates and failures included)."""

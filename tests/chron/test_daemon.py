@@ -15,7 +15,7 @@ import redis
 
 from mwjobs.chron import next_tick
 from mwjobs.codec import queue_key
-from mwjobs.job import JobSpec
+from mwjobs.model.data import JobSpec
 from mwjobs.queues.redis import RedisBackend
 from tests.chron.conftest import config_doc, ready_map, write_config
 from tests.daemons import DEADLINE, MWJOBS, Daemon, spawner

@@ -10,7 +10,6 @@ import redis
 
 from mwjobs.chron import build_chron
 from mwjobs.config import StatsdTarget
-from mwjobs.job import JobSpec
 from mwjobs.metrics import (
     MAX_DATAGRAM,
     NullCounters,
@@ -21,6 +20,7 @@ from mwjobs.metrics import (
     memory_usage,
     metric_name,
 )
+from mwjobs.model.data import JobSpec
 from mwjobs.queues.redis import RedisBackend
 from tests.chron.conftest import HOST, T0, make_config
 from tests.queues.clock import FakeClock

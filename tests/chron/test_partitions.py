@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from mwjobs.job import JobSpec
+from mwjobs.model.data import JobSpec
 from mwjobs.queues.redis import RedisBackend
 from tests.chron.conftest import HOST, T0, MakeChron, make_config, ready_map, recorder
 from tests.queues.clock import FakeClock

@@ -19,7 +19,7 @@ from mwjobs.codec import (
     queue_id_json,
     queue_key,
 )
-from mwjobs.job import JobSpec, JobState
+from mwjobs.model.data import JobSpec, JobState
 from mwjobs.queues.base import MaintenancePolicy, MaintenanceResult
 from mwjobs.queues.redis import RedisBackend
 from mwjobs.queues.redis.failover import RedisFailover

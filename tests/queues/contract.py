@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 import pytest
 
 from mwjobs.codec import PhpKey, PhpValue
-from mwjobs.job import JobSpec, JobState, QueuedJob, new_root_job_params
+from mwjobs.model.data import JobSpec, JobState, QueuedJob, new_root_job_params
 from mwjobs.queues.base import (
     JobQueue,
     MaintenancePolicy,

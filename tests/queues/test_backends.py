@@ -13,7 +13,7 @@ from mwjobs.chron import Chron
 from mwjobs.codec import queue_key
 from mwjobs.config import parse_config
 from mwjobs.errors import ConfigError, QueueError, QueueUnavailable
-from mwjobs.job import JobSpec
+from mwjobs.model.data import JobSpec
 from mwjobs.queues import backends
 from mwjobs.queues.backends import BackendLocation, location_of, open_backend
 from mwjobs.queues.farm import open_farm

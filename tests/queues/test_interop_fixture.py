@@ -22,7 +22,7 @@ from mwjobs.codec import (
     queue_id_json,
     queue_key,
 )
-from mwjobs.job import JobSpec, JobState, QueuedJob
+from mwjobs.model.data import JobSpec, JobState, QueuedJob
 from mwjobs.queues.base import MaintenancePolicy, MaintenanceResult, QueueSizes
 from mwjobs.queues.redis import RedisBackend
 from mwjobs.queues.redis.replies import byte_list

@@ -13,7 +13,7 @@ import pytest
 
 from mwjobs.codec import JobRecord, decode_record, encode_record, new_job_id
 from mwjobs.errors import RecordError
-from mwjobs.job import JobSpec, JobState, QueuedJob
+from mwjobs.model.data import JobSpec, JobState, QueuedJob
 from mwjobs.queues.base import JobQueue, MaintenancePolicy, MaintenanceResult
 from mwjobs.queues.memory import MemoryBackend, MemoryQueue
 from tests.queues.clock import FakeClock

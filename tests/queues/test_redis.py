@@ -19,7 +19,7 @@ from mwjobs.codec import (
     root_job_key,
 )
 from mwjobs.errors import ConfigError, QueueError
-from mwjobs.job import JobSpec, JobState
+from mwjobs.model.data import JobSpec, JobState
 from mwjobs.queues.base import JobQueue, MaintenancePolicy, MaintenanceResult
 from mwjobs.queues.redis import GHOST_BUDGET, RedisBackend, RedisJobQueue
 from mwjobs.queues.redis.endpoint import RedisEndpoint, parse_redis_endpoint

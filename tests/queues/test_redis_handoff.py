@@ -11,7 +11,7 @@ import redis
 
 from mwjobs.codec import QUEUES_WITH_JOBS_KEY, encode_record
 from mwjobs.group import JobQueueGroup
-from mwjobs.job import JobSpec, JobState, QueuedJob, new_root_job_params
+from mwjobs.model.data import JobSpec, JobState, QueuedJob, new_root_job_params
 from mwjobs.queues.base import JobWaiter, MaintenancePolicy
 from mwjobs.queues.redis import RedisBackend, RedisJobQueue, redis_version
 from mwjobs.queues.redis.handoff import HANDOFF_PREFIX, HandoffWaiter, parse_handoff

@@ -6,7 +6,7 @@ import time
 
 import redis
 
-from mwjobs.job import JobSpec
+from mwjobs.model.data import JobSpec
 from mwjobs.queues.redis import RedisBackend
 from mwjobs.queues.redis.endpoint import parse_redis_endpoint
 from mwjobs.queues.redis.wake import PushListener

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import redis
 
-from mwjobs.job import JobSpec
+from mwjobs.model.data import JobSpec
 from mwjobs.queues.redis import RedisBackend
 from tests.daemons import MWJOBS
 from tests.runner.conftest import config_doc, write_config

@@ -22,8 +22,8 @@ from typing import Any
 import redis
 
 from mwjobs.config import parse_config, strip_comments
-from mwjobs.job import JobSpec
 from mwjobs.metrics import host_name
+from mwjobs.model.data import JobSpec
 from mwjobs.queues.redis import RedisBackend
 from mwjobs.runner.service import Runner
 from tests.daemons import MWJOBS

@@ -21,7 +21,7 @@ import redis
 
 from mwjobs.config import PythonDispatcher as PythonConfig
 from mwjobs.config import StatsdTarget, parse_config
-from mwjobs.job import JobSpec
+from mwjobs.model.data import JobSpec
 from mwjobs.queues.backends import location_of
 from mwjobs.queues.redis import RedisBackend
 from mwjobs.runner.dispatch import DispatchError, PythonDispatcher, RunOutcome, RunRequest

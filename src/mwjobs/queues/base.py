@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 
-from mwjobs.job import JobSpec, JobState, QueuedJob
+from mwjobs.model.data import JobSpec, JobState, QueuedJob
 
 __all__ = [
     "Clock",

@@ -27,7 +27,7 @@ from collections import deque
 
 from mwjobs.codec import ROOT_JOB_TTL, decode_record, encode_record, new_job_id
 from mwjobs.errors import RecordError
-from mwjobs.job import JobSpec, JobState, QueuedJob
+from mwjobs.model.data import JobSpec, JobState, QueuedJob
 from mwjobs.queues.backends import BackendLocation
 from mwjobs.queues.base import (
     Clock,

@@ -34,9 +34,9 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any, BinaryIO
 
-from mwjobs.backoff import BackoffFile
 from mwjobs.config import StatsdTarget
-from mwjobs.execute import (
+from mwjobs.execution.backoff import BackoffFile
+from mwjobs.execution.executor import (
     JobExecutor,
     Reached,
     RunOptions,
@@ -47,8 +47,8 @@ from mwjobs.execute import (
 )
 from mwjobs.group import JobQueueGroup
 from mwjobs.metrics import job_metrics_for
+from mwjobs.model.registry import import_job_modules
 from mwjobs.queues.backends import BackendLocation, open_backend
-from mwjobs.registry import import_job_modules
 from mwjobs.servicelog import PhpStyleFormatter
 
 __all__ = [

@@ -34,7 +34,7 @@ from mwjobs.codec import (
     root_job_key,
 )
 from mwjobs.errors import QueueError, RecordError
-from mwjobs.job import JobSpec, JobState, QueuedJob
+from mwjobs.model.data import JobSpec, JobState, QueuedJob
 from mwjobs.queues.backends import BackendLocation
 from mwjobs.queues.base import (
     Clock,

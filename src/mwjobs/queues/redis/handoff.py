@@ -34,7 +34,7 @@ from typing import Protocol
 
 import redis
 
-from mwjobs.job import QueuedJob
+from mwjobs.model.data import QueuedJob
 from mwjobs.queues.base import JobWaiter
 from mwjobs.queues.redis.keys import QueueKeys
 from mwjobs.queues.redis.replies import popped_item

@@ -2,7 +2,7 @@
 
 Each worker (:mod:`mwjobs.runner.pyworker`) imports the configured job modules once, then
 takes (wiki, type, maxtime, maxmem) assignments one at a time and runs each in-process with
-:class:`~mwjobs.execute.JobExecutor` against the config's first queue server, as ``mwjobs
+:class:`~mwjobs.execution.executor.JobExecutor` against the config's first queue server, as ``mwjobs
 run-jobs`` does. It answers with the runJobs JSON document, which the runner parses and counts
 exactly like a command dispatcher's stdout. No interpreter starts per batch.
 
@@ -51,7 +51,7 @@ from collections.abc import Mapping, Sequence
 
 from mwjobs.config import PythonDispatcher as PythonConfig
 from mwjobs.config import RunnerConfig, StatsdTarget
-from mwjobs.execute import parse_memory_limit
+from mwjobs.execution.executor import parse_memory_limit
 from mwjobs.queues.backends import BackendLocation
 from mwjobs.runner.dispatch.base import (
     Dispatcher,

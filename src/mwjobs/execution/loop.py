@@ -29,8 +29,8 @@ from collections.abc import Callable
 from types import FrameType
 
 from mwjobs.errors import MwJobsError
-from mwjobs.execute import JobExecutor, Reached, RunOptions, RunResult
-from mwjobs.job import QueuedJob
+from mwjobs.execution.executor import JobExecutor, Reached, RunOptions, RunResult
+from mwjobs.model.data import QueuedJob
 from mwjobs.queues.base import JobWaiter
 
 __all__ = ["FINAL", "WAIT_SECONDS", "RunLoop"]

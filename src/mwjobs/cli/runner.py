@@ -1,4 +1,4 @@
-"""``mwjobs runner``: the jobrunner daemon's command (added to ``mwjobs.cli``)."""
+"""``mwjobs runner``: the jobrunner daemon's command."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import logging
 
 import click
 
-from mwjobs.cliopts import EXIT_CONFIG, config_file_option
+from mwjobs.cli.options import EXIT_CONFIG, config_file_option
 from mwjobs.config import load_config
 from mwjobs.errors import ConfigError
 from mwjobs.runner.dispatch import DispatchError

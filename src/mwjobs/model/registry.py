@@ -5,7 +5,7 @@ through the ``mwjobs.jobs`` entry-point group of an installed distribution (entr
 name = job type, object = the class), loaded the first time a type is looked up and not
 found. The registry knows nothing about queues: registering a class connects to nothing.
 
-``null`` (:class:`~mwjobs.jobs.NullJob`) is built in, as in MediaWiki.
+``null`` (:class:`~mwjobs.model.runnable.NullJob`) is built in, as in MediaWiki.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from typing import TypeVar
 
 from mwjobs.errors import JobTypeError
-from mwjobs.jobs import Job, NullJob
+from mwjobs.model.runnable import Job, NullJob
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -136,7 +136,7 @@ default_registry = JobRegistry()
 
 
 def register(job_type: str, *, replace: bool = False) -> Callable[[J], J]:
-    """Class decorator registering a :class:`~mwjobs.jobs.Job` subclass in the default
+    """Class decorator registering a :class:`~mwjobs.model.runnable.Job` subclass in the default
     registry under ``job_type``."""
     return default_registry.register(job_type, replace=replace)
 

@@ -3,8 +3,8 @@
 Same options and the same output: with ``--result=json`` only the JSON response, exactly as
 runJobs prints it, so the jobrunner service (PHP or ours) can use it as its dispatcher
 command; otherwise the per-job log lines and ``Job queue is empty.``. ``--procs N`` runs the
-loop in N forked children (:mod:`mwjobs.forks`); with ``--config-file`` naming a ``statsd``,
-each job sends MediaWiki's per-job metrics (:class:`mwjobs.metrics.JobStatsd`).
+loop in N forked children (:mod:`mwjobs.execution.forks`); with ``--config-file`` naming a
+``statsd``, each job sends MediaWiki's per-job metrics (:class:`mwjobs.metrics.JobStatsd`).
 """
 
 from __future__ import annotations
@@ -14,18 +14,18 @@ import sys
 
 import click
 
-from mwjobs.backoff import BackoffFile
-from mwjobs.cliopts import EXIT_CONFIG, config_file_option
+from mwjobs.cli.options import EXIT_CONFIG, config_file_option
 from mwjobs.config import PythonDispatcher, RunnerConfig, load_config
 from mwjobs.errors import ConfigError, MwJobsError
-from mwjobs.execute import JobExecutor, RunOptions, RunResult, parse_memory_limit
-from mwjobs.forks import MAX_PROCS, SharedOutput, fork_children
+from mwjobs.execution.backoff import BackoffFile
+from mwjobs.execution.executor import JobExecutor, RunOptions, RunResult, parse_memory_limit
+from mwjobs.execution.forks import MAX_PROCS, SharedOutput, fork_children
+from mwjobs.execution.loop import RunLoop
 from mwjobs.group import JobQueueGroup
 from mwjobs.metrics import job_metrics_for
+from mwjobs.model.registry import import_job_modules
 from mwjobs.queues.backends import open_backend
 from mwjobs.queues.base import QueueBackend
-from mwjobs.registry import import_job_modules
-from mwjobs.run_loop import RunLoop
 
 __all__ = ["run_jobs"]
 
@@ -250,7 +250,7 @@ def _configure_logging(as_json: bool) -> None:
     if not as_json:
         lines = logging.StreamHandler(sys.stdout)
         lines.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
-        executor_log = logging.getLogger("mwjobs.execute")
+        executor_log = logging.getLogger("mwjobs.execution.executor")
         executor_log.setLevel(logging.DEBUG)
         executor_log.addHandler(lines)
         executor_log.propagate = False

@@ -8,12 +8,12 @@ MediaWiki's:
 * a job succeeded unless ``run()`` returned exactly False or raised; it is acked when it
   succeeded or when its class does not allow retries; a failed retryable job stays claimed
   until the chron recycles it (or abandons it after the attempt limit);
-* a job superseded by a newer root job runs as a no-op :class:`~mwjobs.jobs.DuplicateJob`
+* a job superseded by a newer root job runs as a no-op :class:`~mwjobs.model.runnable.DuplicateJob`
   and is acked;
 * an exception is caught, logged with its traceback, reported as ``"<Class>: <message>"``
   and never stops the loop (a lost queue connection ends it with ``reached: exception``);
 * per-type backoff throttling shares its state with every runner of the host
-  (:mod:`mwjobs.backoff`), plus the 1-in-50 error backoff;
+  (:mod:`mwjobs.execution.backoff`), plus the 1-in-50 error backoff;
 * stop checks after each job, in this order: job-limit, time-limit, exception,
   memory-limit (MediaWiki's read-only and replica-lag checks have no Python counterpart).
 
@@ -33,14 +33,14 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from mwjobs.backoff import BackoffFile, time_to_wait
 from mwjobs.codec import new_request_id, unix_from_mw_timestamp
 from mwjobs.codec.formatjson import format_json
 from mwjobs.errors import MwJobsError, QueueError, RecordError
+from mwjobs.execution.backoff import BackoffFile, time_to_wait
 from mwjobs.group import JobQueueGroup
-from mwjobs.job import ROOT_TIMESTAMP_PARAM, QueuedJob, set_request_id
-from mwjobs.jobs import DuplicateJob, Job
 from mwjobs.metrics import JobMetrics, JobSample, peak_rss_kib
+from mwjobs.model.data import ROOT_TIMESTAMP_PARAM, QueuedJob, set_request_id
+from mwjobs.model.runnable import DuplicateJob, Job
 
 __all__ = [
     "JobExecutor",

@@ -2,7 +2,7 @@
 
 A job class is what MediaWiki's ``$wgJobClasses`` maps a type to: it is built from a popped
 job's params and its :meth:`Job.run` does the work. Register classes by type name with
-:func:`mwjobs.registry.register` (or the ``mwjobs.jobs`` entry-point group)::
+:func:`mwjobs.model.registry.register` (or the ``mwjobs.jobs`` entry-point group)::
 
     @register("sendMail")
     class SendMail(Job):
@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import ClassVar, Protocol
 
 from mwjobs.codec import PhpKey, PhpValue
-from mwjobs.job import JobSpec, QueuedJob
+from mwjobs.model.data import JobSpec, QueuedJob
 
 __all__ = ["DuplicateJob", "Job", "JobGroup", "NullJob", "TeardownCallback"]
 
@@ -67,7 +67,7 @@ class Job:
     that overrides ``__init__`` takes and passes on the ``queued`` and ``group`` keywords.
     """
 
-    #: The registered type name (set by :func:`mwjobs.registry.register`).
+    #: The registered type name (set by :func:`mwjobs.model.registry.register`).
     type: ClassVar[str] = ""
     #: Drop a push while an unclaimed or delayed job with the same params is queued.
     remove_duplicates: ClassVar[bool] = False
