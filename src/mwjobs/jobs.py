@@ -137,7 +137,7 @@ class Job:
         page = _page_name(self.params)
         if page:
             text += f" {page}"
-        shown = " ".join(f"{key}={_shown(value)}" for key, value in self.params.items())
+        shown = " ".join(str(key) + "=" + _shown(value) for key, value in self.params.items())
         if shown:
             text += f" {shown}"
         if self.queued is not None:
