@@ -238,6 +238,17 @@ def test_dedup_hash_of_non_utf8_key_matches_php(php: PhpOracle) -> None:
     assert spec_dedup_hash("t", params) == php.spec_dedup("t", params)[0]
 
 
+def test_volatile_params_given_as_bytes_are_dropped_like_php(php: PhpOracle) -> None:
+    params: dict[PhpKey, PhpValue] = {b"requestId": "r1", "a": 1, b"skip": 2}
+    assert job_dedup_hash("t", params) == php.job_dedup("t", params)[0]
+    assert job_dedup_hash("t", params) == job_dedup_hash("t", {"a": 1, "skip": 2})
+    assert spec_dedup_hash("t", params, ["skip"]) == php.spec_dedup("t", params, ["skip"])[0]
+    # unset($params["5"]) removes the int key 5 as well.
+    numbered: dict[PhpKey, PhpValue] = {5: 1, "a": 2}
+    assert spec_dedup_hash("t", numbered, ["5"]) == php.spec_dedup("t", numbered, ["5"])[0]
+    assert spec_dedup_hash("t", numbered, ["5"]) == spec_dedup_hash("t", {"a": 2})
+
+
 def test_record_with_binary_params_round_trips_when_read_as_binary() -> None:
     params = b'a:2:{s:2:"\xff\xfe";s:1:"\x80";s:4:"page";a:1:{s:1:"\xe9";i:1;}}'
     blob = WORKED_BLOB.replace(
