@@ -161,7 +161,10 @@ def _shown(value: PhpValue) -> str:
     if isinstance(value, list | dict):
         if len(value) > _MAX_SHOWN_ITEMS:
             return f"array({len(value)})"
-        text = json.dumps(value, ensure_ascii=False, default=str)
+        try:
+            text = json.dumps(value, ensure_ascii=False, default=str)
+        except TypeError:  # a bytes key (binary PHP string) JSON cannot hold
+            return f"array({len(value)})"
     elif isinstance(value, bool):
         text = "1" if value else ""  # PHP strval
     elif value is None:
