@@ -10,7 +10,7 @@ from types import MappingProxyType
 
 import pytest
 
-from mwjobs.codec import JobRecord, PhpValue, encode_record, mw_timestamp
+from mwjobs.codec import JobRecord, PhpKey, PhpValue, encode_record, mw_timestamp
 from mwjobs.model.data import (
     DedupStyle,
     JobSpec,
@@ -34,7 +34,7 @@ def request_id() -> Iterator[str]:
     set_request_id(None)
 
 
-def record(params: dict[int | str, PhpValue], **fields: object) -> JobRecord:
+def record(params: dict[PhpKey, PhpValue], **fields: object) -> JobRecord:
     base: dict[str, object] = {
         "type": "null",
         "namespace": -1,
@@ -76,7 +76,7 @@ def test_process_request_id_is_stable_and_mediawiki_shaped() -> None:
 
 
 def test_create_does_not_touch_the_callers_dict() -> None:
-    params: dict[int | str, PhpValue] = {"a": 1}
+    params: dict[PhpKey, PhpValue] = {"a": 1}
     spec = JobSpec.create("null", params, delay=5, now=T0, title="X")
     assert params == {"a": 1}
     assert isinstance(spec.params, MappingProxyType)
@@ -264,7 +264,7 @@ def test_dedup_hash_ignores_volatile_params() -> None:
 def test_dedup_hash_order_sensitivity_depends_on_style() -> None:
     # Spec §14 item 17: JobSpecification does not ksort, Job does.
     def hashes(style: DedupStyle) -> set[str]:
-        orders: list[dict[int | str, PhpValue]] = [{"a": 1, "b": 2}, {"b": 2, "a": 1}]
+        orders: list[dict[PhpKey, PhpValue]] = [{"a": 1, "b": 2}, {"b": 2, "a": 1}]
         return {
             JobSpec("null", params, remove_duplicates=True, dedup_style=style).dedup_hash()
             for params in orders

@@ -262,6 +262,12 @@ def test_to_string_has_page_params_and_metadata(group: JobQueueGroup) -> None:
     assert text.endswith(f"(id={queued.id},timestamp={queued.enqueue_timestamp},attempts=1)")
 
 
+def test_to_string_shows_binary_params() -> None:
+    # bytes keys are binary PHP strings; JSON cannot hold one, so that array is summed up.
+    text = str(Echo({b"\xff": b"\xfe", "nested": {b"\x80": 1}}))
+    assert text == "echo b'\\xff'=b'\\xfe' nested=array(1)"
+
+
 # -- the queue group -----------------------------------------------------------------------
 
 
@@ -467,6 +473,15 @@ def test_format_json_matches_php(value: object) -> None:
         check=True,
     )
     assert format_json(value) == php.stdout
+
+
+def test_format_json_reads_bytes_as_php_strings() -> None:
+    assert format_json({b"\xc3\xa9": b"\xc3\xa9", b"5": 1}, pretty=False) == (
+        '{"\\u00e9":"\\u00e9","5":1}'
+    )
+    for bad in ({b"a\xff": 1}, [b"\xff"]):
+        with pytest.raises(ValueError, match="UTF-8"):
+            format_json(bad)
 
 
 def test_format_json_reproduces_the_runjobs_fixtures(fixtures_dir: Path) -> None:

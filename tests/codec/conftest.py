@@ -7,7 +7,7 @@ import json
 import math
 import shutil
 import subprocess
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +82,22 @@ class PhpOracle:
     def job_dedup(self, job_type: str, params: Mapping[Any, PhpValue]) -> tuple[str, bytes]:
         reply = self.ask(op="job_dedup", type=_b64(job_type), params=tag(params))
         return reply["out"], base64.b64decode(reply["blob"])
+
+    def spec_dedup(
+        self, job_type: str, params: Mapping[Any, PhpValue], ignore: Iterable[str] = ()
+    ) -> tuple[str, bytes]:
+        reply = self.ask(
+            op="spec_dedup",
+            type=_b64(job_type),
+            params=tag(params),
+            ignore=[_b64(name) for name in ignore],
+        )
+        return reply["out"], base64.b64decode(reply["blob"])
+
+    def reserialize(self, data: bytes) -> bytes | None:
+        """``serialize(unserialize($data))`` by PHP, or None when PHP cannot read it."""
+        out: str | None = self.ask(op="reserialize", data=_b64(data))["out"]
+        return None if out is None else base64.b64decode(out)
 
     def queue_id(self, job_type: str, domain: str) -> str:
         out: str = self.ask(op="json_queue_id", type=_b64(job_type), domain=_b64(domain))["out"]

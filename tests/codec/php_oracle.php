@@ -67,6 +67,24 @@ while (($line = fgets(STDIN)) !== false) {
                 $reply['out'] = hex_to_base36(sha1($blob));
                 $reply['blob'] = base64_encode($blob);
                 break;
+            case 'spec_dedup':
+                // JobSpecification::getDeduplicationInfo: the same removals plus the
+                // ignored params, and no ksort.
+                $params = build($req['params']);
+                $ignored = array_map('base64_decode', $req['ignore']);
+                foreach (['rootJobSignature', 'rootJobTimestamp', 'jobReleaseTimestamp', 'requestId'] as $p) unset($params[$p]);
+                foreach ($ignored as $p) unset($params[$p]);
+                $blob = serialize(['type' => base64_decode($req['type']), 'params' => $params]);
+                $reply['out'] = hex_to_base36(sha1($blob));
+                $reply['blob'] = base64_encode($blob);
+                break;
+            case 'reserialize':
+                // What PHP reads from our bytes, written back by PHP (null if unreadable).
+                $data = base64_decode($req['data']);
+                $value = @unserialize($data, ['allowed_classes' => false]);
+                $ok = $value !== false || $data === 'b:0;';
+                $reply['out'] = $ok ? base64_encode(serialize($value)) : null;
+                break;
             case 'gzdeflate':
                 $reply['out'] = base64_encode(gzdeflate(base64_decode($req['data'])));
                 break;

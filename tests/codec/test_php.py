@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mwjobs.codec import (
+    PhpKey,
     PhpValue,
     StdClass,
     php_array_key,
@@ -147,6 +148,72 @@ def test_binary_strings_match_php(php: PhpOracle, raw: bytes) -> None:
     written = php.serialize(raw)
     assert php_serialize(raw) == written
     assert php_unserialize(written, binary_strings=True) in (raw, raw.decode("utf-8", "replace"))
+
+
+# PHP strings are bytes, keys included: any value PHP writes must come back byte for byte.
+BINARY = st.binary(max_size=12)
+BINARY_KEYS = st.one_of(KEYS, st.binary(max_size=8), st.sampled_from([b"5", b"\xff", b"\x80a"]))
+BINARY_VALUES = st.recursive(
+    st.one_of(SCALARS, BINARY),
+    lambda children: st.one_of(
+        st.lists(children, max_size=5),
+        st.dictionaries(BINARY_KEYS, children, max_size=5),
+    ),
+    max_leaves=25,
+)
+
+
+@PHP_SETTINGS
+@given(BINARY_VALUES)
+def test_binary_values_from_php_round_trip(php: PhpOracle, value: PhpValue) -> None:
+    written = php.serialize(value)
+    assert php_serialize(php_unserialize(written, binary_strings=True)) == written
+
+
+@PHP_SETTINGS
+@given(BINARY_VALUES)
+def test_binary_values_serialize_like_php_and_php_reads_them(
+    php: PhpOracle, value: PhpValue
+) -> None:
+    ours = php_serialize(value)
+    assert ours == php.serialize(value)
+    assert php.reserialize(ours) == ours
+
+
+def test_non_utf8_key_round_trips() -> None:
+    raw = b'a:2:{s:2:"\xff\xfe";i:1;s:3:"a\x80b";a:1:{s:1:"\xc3";s:1:"\xe9";}}'
+    value = php_unserialize(raw, binary_strings=True)
+    assert value == {b"\xff\xfe": 1, b"a\x80b": {b"\xc3": b"\xe9"}}
+    assert php_serialize(value) == raw
+
+
+def test_non_utf8_key_is_refused_without_binary_strings() -> None:
+    with pytest.raises(RecordError, match="UTF-8"):
+        php_unserialize(b'a:1:{s:1:"\xff";i:1;}')
+
+
+def test_bytes_keys_are_normalised_like_php_strings() -> None:
+    assert php_array_key(b"\xff") == b"\xff"
+    assert php_array_key(b"12") == 12
+    assert php_array_key(b"abc") == "abc"
+    # b"a" and "a" are one PHP key: the first position, the last value.
+    assert php_serialize({b"a": 1, "b": 2, "a": 3}) == b'a:2:{s:1:"a";i:3;s:1:"b";i:2;}'
+    assert php_serialize({b"7": 1}) == b"a:1:{i:7;i:1;}"
+
+
+def test_ksort_compares_binary_keys_bytewise() -> None:
+    keys: list[PhpKey] = [b"\xff", "z", b"\x80a", "a", b"\x80", "\u00e9"]  # "é" is b"\xc3\xa9"
+    expected: list[PhpKey] = ["a", "z", b"\x80", b"\x80a", "\u00e9", b"\xff"]
+    assert list(php_ksort(dict.fromkeys(keys, 0))) == expected
+    assert list(php_ksort({b"\xff": 0, 5: 0, b"-\x80": 0})) == [b"-\x80", 5, b"\xff"]
+
+
+def test_lone_surrogates_are_not_php_strings() -> None:
+    # Binary strings are bytes; a str must be encodable text.
+    with pytest.raises(RecordError, match="bytes"):
+        php_serialize("\udcff")
+    with pytest.raises(RecordError, match="bytes"):
+        php_serialize({"\udcff": 1})
 
 
 # -- hostile input ------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import redis
 
 from mwjobs.codec import (
     QUEUES_WITH_JOBS_KEY,
+    PhpKey,
     PhpValue,
     decode_record,
     parse_queue_id,
@@ -255,7 +256,7 @@ def test_root_job_supersession_reads_mediawikis_keys(
         queue = backend.queue(DOMAIN, job_type)
 
         def job(ts: int, job_type: str = job_type, signature: str = signature) -> QueuedJob:
-            params: dict[int | str, PhpValue] = {
+            params: dict[PhpKey, PhpValue] = {
                 "rootJobSignature": signature,
                 "rootJobTimestamp": str(ts),
             }
@@ -263,7 +264,7 @@ def test_root_job_supersession_reads_mediawikis_keys(
 
         assert queue.is_root_job_old_duplicate(job(int(timestamp) - 1)) is True
         assert queue.is_root_job_old_duplicate(job(int(timestamp))) is False
-        params: dict[int | str, PhpValue] = {
+        params: dict[PhpKey, PhpValue] = {
             "rootJobIsSelf": True,
             "rootJobSignature": signature,
             "rootJobTimestamp": timestamp,
@@ -271,7 +272,7 @@ def test_root_job_supersession_reads_mediawikis_keys(
         assert queue.deduplicate_root_job(JobSpec(job_type, params)) is True  # already there
     # A newer root of a queued job's signature supersedes it when popped.
     html = backend.queue(DOMAIN, "htmlCacheUpdate")
-    newer: dict[int | str, PhpValue] = {
+    newer: dict[PhpKey, PhpValue] = {
         "rootJobIsSelf": True,
         "rootJobSignature": "ddebce84bf6a08e15e7975330eb5e04c557c80f0",
         "rootJobTimestamp": "20261122125707",

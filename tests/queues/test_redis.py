@@ -12,6 +12,7 @@ import redis
 from mwjobs.codec import (
     QUEUES_WITH_JOBS_KEY,
     ROOT_JOB_TTL,
+    PhpKey,
     PhpValue,
     make_domain,
     new_job_id,
@@ -146,7 +147,7 @@ def test_push_leaves_exactly_the_spec_state(
     """Spec §3.6: a NullJob with removeDuplicates, byte for byte."""
     job_id = "3f2a9c4e1b7d4c0e9a8b7c6d5e4f3a2b"
     backend = RedisBackend(redis_server.url, clock=clock, new_id=lambda: job_id)
-    params: dict[int | str, PhpValue] = {
+    params: dict[PhpKey, PhpValue] = {
         "removeDuplicates": True,
         "requestId": "8f0e2c1d6a7b4e3fa1b2c3d4",
         "lives": 1,
@@ -406,7 +407,7 @@ def test_every_script_ships_with_a_key_schema_header() -> None:
         assert "\n-- KEYS[1" in text and "\n-- ARGV[1" in text, name
 
 
-def root_params(signature: str, timestamp: str) -> dict[int | str, PhpValue]:
+def root_params(signature: str, timestamp: str) -> dict[PhpKey, PhpValue]:
     """What ``Job::newRootJobParams`` gives a root job (``new_root_job_params`` shape)."""
     return {"rootJobIsSelf": True, "rootJobSignature": signature, "rootJobTimestamp": timestamp}
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping
 
-from mwjobs.codec.php import PhpKey, PhpValue, php_ksort, php_serialize
+from mwjobs.codec.php import PhpKey, PhpValue, php_array_key, php_ksort, php_serialize
 
 __all__ = [
     "VOLATILE_PARAMS",
@@ -48,14 +48,26 @@ def _base36_31(number: int) -> str:
     return "".join(reversed(pairs)).lstrip("0").rjust(31, "0")
 
 
-def _without(params: Mapping[PhpKey, PhpValue], names: Iterable[str]) -> dict[PhpKey, PhpValue]:
-    dropped = set(names)
+def _key_forms(names: Iterable[str]) -> frozenset[PhpKey]:
+    """Every Python key PHP's ``unset($params[$name])`` removes for these names: the name,
+    its bytes (``b"requestId"`` is ``"requestId"`` in PHP) and its int form (``"5"``)."""
+    return frozenset(
+        form for name in names for form in (name, name.encode("utf-8"), php_array_key(name))
+    )
+
+
+_VOLATILE_KEYS = _key_forms(VOLATILE_PARAMS)
+
+
+def _without(
+    params: Mapping[PhpKey, PhpValue], dropped: frozenset[PhpKey]
+) -> dict[PhpKey, PhpValue]:
     return {key: value for key, value in params.items() if key not in dropped}
 
 
 def job_dedup_info(job_type: str, params: Mapping[PhpKey, PhpValue]) -> dict[PhpKey, PhpValue]:
     """``Job::getDeduplicationInfo``: type and ksorted params without the volatile ones."""
-    return {"type": job_type, "params": php_ksort(_without(params, VOLATILE_PARAMS))}
+    return {"type": job_type, "params": php_ksort(_without(params, _VOLATILE_KEYS))}
 
 
 def spec_dedup_info(
@@ -63,7 +75,8 @@ def spec_dedup_info(
 ) -> dict[PhpKey, PhpValue]:
     """``JobSpecification::getDeduplicationInfo``: like Job's but unsorted, and without the
     params listed in ``removeDuplicatesIgnoreParams``."""
-    kept = _without(params, (*VOLATILE_PARAMS, *ignore_params))
+    dropped = (_key_forms(ignore_params) | _VOLATILE_KEYS) if ignore_params else _VOLATILE_KEYS
+    kept = _without(params, dropped)
     return {"type": job_type, "params": kept}
 
 

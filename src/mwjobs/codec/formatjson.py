@@ -8,7 +8,9 @@ trailing newline.
 
 Values are read as the PHP arrays they stand for: a mapping whose keys are 0..n-1 in order
 is a list, and an EMPTY mapping is ``[]`` (PHP cannot tell an empty map from an empty list;
-runJobs' ``"backoffs": []`` comes from that).
+runJobs' ``"backoffs": []`` comes from that). ``bytes`` (a binary PHP string, as keys or
+values) is text when it is UTF-8; otherwise ``ValueError``, as PHP's ``json_encode`` fails
+on malformed UTF-8.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ def format_json(value: object, pretty: bool = True) -> str:
 def _encode(value: object, out: list[str], newline: str, indent: str) -> None:
     if isinstance(value, str):
         out.append(_string(value))
+    elif isinstance(value, bytes):
+        out.append(_string(_text(value)))
     elif value is None or isinstance(value, bool | int):
         out.append(json.dumps(value))
     elif isinstance(value, float):
@@ -59,6 +63,13 @@ def _string(text: str) -> str:
     return encoded
 
 
+def _text(raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError("PHP json_encode cannot encode malformed UTF-8") from None
+
+
 def _float(value: float) -> str:
     if math.isnan(value) or math.isinf(value):
         raise ValueError("PHP json_encode cannot encode NAN or INF")
@@ -66,12 +77,13 @@ def _float(value: float) -> str:
 
 
 def _mapping(value: Mapping[object, object], out: list[str], newline: str, indent: str) -> None:
-    keys = [php_array_key(k) if isinstance(k, str | int) else str(k) for k in value]
+    keys = [php_array_key(k) if isinstance(k, str | int | bytes) else str(k) for k in value]
     if keys == list(range(len(keys))):  # a PHP list (this includes the empty array)
         _items([(None, item) for item in value.values()], "[]", out, newline, indent)
     else:
         pairs: list[tuple[str | None, object]] = [
-            (str(k), item) for k, item in zip(keys, value.values(), strict=True)
+            (_text(k) if isinstance(k, bytes) else str(k), item)
+            for k, item in zip(keys, value.values(), strict=True)
         ]
         _items(pairs, "{}", out, newline, indent)
 

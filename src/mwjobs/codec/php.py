@@ -8,10 +8,14 @@ the gzip wrapper of compressed records).
 Mapping to Python:
 
 * PHP string -> ``str`` (UTF-8); with ``binary_strings=True`` a string that is not valid
-  UTF-8 comes back as ``bytes`` instead of raising. ``bytes`` values serialize as-is.
+  UTF-8 comes back as ``bytes`` instead of raising. Array keys follow the same rule, so
+  every string PHP can write reads back and serializes to the same bytes. ``bytes`` values
+  serialize as-is; a ``bytes`` key is the PHP key its bytes spell (``b"a"`` is ``"a"``,
+  ``b"5"`` is ``5``), and stays ``bytes`` only when it is not UTF-8. A ``str`` must be
+  encodable text: binary data (lone surrogates included) goes in ``bytes``.
 * PHP array -> ``list`` when its keys are exactly 0..n-1 in order (including the empty
-  array), else ``dict`` with ``int``/``str`` keys in PHP order. Both serialize back to the
-  same bytes.
+  array), else ``dict`` with ``int``/``str``/``bytes`` keys in PHP order. Both serialize
+  back to the same bytes.
 * ``stdClass`` -> :class:`StdClass`.
 
 The reader is strict and bounded: nesting depth and input size are capped, counts and
@@ -23,7 +27,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from functools import cmp_to_key
 from typing import Union
@@ -46,7 +50,8 @@ __all__ = [
     "php_unserialize_at",
 ]
 
-PhpKey = int | str
+# bytes only for a string key that is not valid UTF-8 (see php_array_key).
+PhpKey = int | str | bytes
 # A recursive alias: what a PHP value looks like on the Python side.
 PhpValue = Union[
     None,
@@ -88,7 +93,8 @@ class StdClass:
 
 
 def php_array_key(key: PhpKey) -> PhpKey:
-    """The key PHP actually stores: canonical decimal integer strings become ints."""
+    """The key PHP actually stores: canonical decimal integer strings become ints, and a
+    ``bytes`` key is read as text when it is UTF-8 (PHP has one string type)."""
     if type(key) is str:
         # Only text starting like a number can be a canonical int (cheap pre-check).
         if not key or key[0] not in _INT_START:
@@ -96,11 +102,21 @@ def php_array_key(key: PhpKey) -> PhpKey:
         if _CANONICAL_INT_STR.fullmatch(key) and INT64_MIN <= int(key) <= INT64_MAX:
             return int(key)
         return key
-    if isinstance(key, bool):
-        return int(key)
     if isinstance(key, int):
-        return key
+        return int(key) if isinstance(key, bool) else key
+    if isinstance(key, bytes):
+        return _bytes_key(key)
     return php_array_key(str(key)) if isinstance(key, str) else key
+
+
+def _bytes_key(key: bytes) -> PhpKey:
+    """A bytes key as PHP stores it: as text when UTF-8, else bytes (never numeric, as
+    numeric strings are ASCII)."""
+    try:
+        text = key.decode("utf-8")
+    except UnicodeDecodeError:
+        return bytes(key)
+    return php_array_key(text)
 
 
 def php_float_repr(value: float) -> str:
@@ -149,7 +165,10 @@ def _serialize_into(value: PhpValue, out: list[bytes]) -> None:
     # isinstance chain only for subclasses and rarer types.
     kind = type(value)
     if kind is str:
-        raw = value.encode("utf-8")  # type: ignore[union-attr]
+        try:
+            raw = value.encode("utf-8")  # type: ignore[union-attr]
+        except UnicodeEncodeError:
+            raise _not_text(str(value)) from None
         out.append(b's:%d:"%b";' % (len(raw), raw))
     elif kind is int:
         _serialize_int(value, out)  # type: ignore[arg-type]
@@ -177,7 +196,7 @@ def _serialize_other(value: PhpValue, out: list[bytes]) -> None:
     elif isinstance(value, float):
         out.append(b"d:" + php_float_repr(value).encode("ascii") + b";")
     elif isinstance(value, str | bytes):
-        raw = value.encode("utf-8") if isinstance(value, str) else value
+        raw = _utf8(value) if isinstance(value, str) else value
         out.append(b's:%d:"%b";' % (len(raw), raw))
     elif isinstance(value, list | tuple):
         out.append(b"a:%d:{" % len(value))
@@ -193,21 +212,40 @@ def _serialize_other(value: PhpValue, out: list[bytes]) -> None:
         raise RecordError(f"cannot serialize a {type(value).__name__} as a PHP value")
 
 
+def _not_text(text: str) -> RecordError:
+    return RecordError(
+        f"{text[:64]!r} is not UTF-8 text (lone surrogates): pass binary PHP strings as bytes"
+    )
+
+
+def _utf8(text: str) -> bytes:
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _not_text(text) from None
+
+
 def _serialize_mapping(head: bytes, mapping: Mapping[PhpKey, PhpValue], out: list[bytes]) -> None:
     # Keys are normalised the way PHP stores them; two Python keys that PHP sees as one
-    # ("5" and 5) collapse, the later value winning, as in a PHP array literal.
+    # ("5" and 5, b"a" and "a") collapse, the later value winning, as in a PHP array literal.
     items: dict[PhpKey, PhpValue] = {}
     for key, item in mapping.items():
-        if type(key) is not str and not isinstance(key, int | str):
-            raise RecordError(f"PHP array keys are int or str, not {type(key).__name__}")
+        if type(key) is not str and not isinstance(key, int | str | bytes):
+            raise RecordError(f"PHP array keys are int, str or bytes, not {type(key).__name__}")
         items[php_array_key(key)] = item
     out.append(head % len(items))
     for key, item in items.items():
-        if isinstance(key, str):
-            raw = key.encode("utf-8")
+        if type(key) is str:
+            try:
+                raw = key.encode("utf-8")
+            except UnicodeEncodeError:
+                raise _not_text(key) from None
             out.append(b's:%d:"%b";' % (len(raw), raw))
-        else:
+        elif isinstance(key, int):
             out.append(b"i:%d;" % key)
+        else:  # bytes that are not UTF-8 (php_array_key made the rest str)
+            raw = key if isinstance(key, bytes) else _utf8(key)
+            out.append(b's:%d:"%b";' % (len(raw), raw))
         _serialize_into(item, out)
     out.append(b"}")
 
@@ -216,7 +254,10 @@ def php_serialize(value: PhpValue) -> bytes:
     """``serialize($value)`` exactly as PHP 8.2 writes it."""
     # Strings and ints directly, without the output list (most record fields are these).
     if type(value) is str:
-        raw = value.encode("utf-8")
+        try:
+            raw = value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise _not_text(value) from None
         return b's:%d:"%b";' % (len(raw), raw)
     if type(value) is int and INT64_MIN <= value <= INT64_MAX:
         return b"i:%d;" % value
@@ -237,9 +278,10 @@ _NUMERIC = re.compile(
 )
 
 
-def _numeric_value(text: str) -> float | int | None:
+def _numeric_value(text: str | bytes) -> float | int | None:
     """PHP 8's ``is_numeric_string``: the number a string stands for, or None."""
-    if not _NUMERIC.fullmatch(text):
+    # A bytes key is not UTF-8, so not numeric: numeric strings are ASCII.
+    if isinstance(text, bytes) or not _NUMERIC.fullmatch(text):
         return None
     stripped = text.strip(" \t\n\r\v\f")
     if re.fullmatch(r"[+-]?[0-9]+", stripped):
@@ -250,8 +292,13 @@ def _numeric_value(text: str) -> float | int | None:
     return float(stripped)
 
 
-def _byte_compare(left: str, right: str) -> int:
-    a, b = left.encode("utf-8"), right.encode("utf-8")
+def _key_bytes(key: str | bytes) -> bytes:
+    """A string key's PHP bytes: what ksort compares, byte by byte."""
+    return key.encode("utf-8") if isinstance(key, str) else key
+
+
+def _byte_compare(left: str | bytes, right: str | bytes) -> int:
+    a, b = _key_bytes(left), _key_bytes(right)
     return (a > b) - (a < b)
 
 
@@ -263,14 +310,14 @@ def _compare_keys(left: PhpKey, right: PhpKey) -> int:
     """ksort's default (SORT_REGULAR) key comparison under PHP 8 rules."""
     if isinstance(left, int) and isinstance(right, int):
         return _three_way(left, right)
-    if isinstance(left, str) and isinstance(right, str):
+    if not isinstance(left, int) and not isinstance(right, int):
         lnum, rnum = _numeric_value(left), _numeric_value(right)
         if lnum is not None and rnum is not None:
             return _three_way(lnum, rnum)
         return _byte_compare(left, right)
     # An int against a string: numerically if the string is numeric, else as strings.
     number, text, flip = (left, right, 1) if isinstance(left, int) else (right, left, -1)
-    assert isinstance(number, int) and isinstance(text, str)
+    assert isinstance(number, int) and not isinstance(text, int)
     parsed = _numeric_value(text)
     result = _three_way(number, parsed) if parsed is not None else _byte_compare(str(number), text)
     return result * flip
@@ -285,12 +332,23 @@ def php_ksort(mapping: Mapping[PhpKey, PhpValue]) -> dict[PhpKey, PhpValue]:
     zend_sort's internals; such keys do not occur in job params.
     """
     keyed = {php_array_key(key): value for key, value in mapping.items()}
-    if all(type(key) is str and key[:1] not in _NUMERIC_START for key in keyed):
-        # No key can be numeric: PHP compares them as plain byte strings.
-        order = sorted(keyed, key=lambda key: key.encode("utf-8"))  # type: ignore[union-attr]
-    else:
-        order = sorted(keyed, key=cmp_to_key(_compare_keys))
+    try:
+        order = _sorted_keys(keyed)
+    except UnicodeEncodeError as exc:
+        raise _not_text(exc.object) from None
     return {key: keyed[key] for key in order}
+
+
+def _sorted_keys(keys: Collection[PhpKey]) -> list[PhpKey]:
+    # No key can be numeric (bytes keys never are): PHP compares them as plain bytes.
+    if all(type(key) is str and key[:1] not in _NUMERIC_START for key in keys):
+        return sorted(keys, key=str.encode)  # type: ignore[arg-type]  # all str
+    if all(
+        type(key) is bytes or (type(key) is str and key[:1] not in _NUMERIC_START)
+        for key in keys
+    ):
+        return sorted(keys, key=_key_bytes)  # type: ignore[arg-type]  # str and bytes
+    return sorted(keys, key=cmp_to_key(_compare_keys))
 
 
 # -- unserialize ------------------------------------------------------------------------------
@@ -420,9 +478,16 @@ def _parse(  # noqa: C901, PLR0912, PLR0915
                 end = start + int(match[1])
                 if data[end : end + 2] != b'";':
                     raise _fail(pos, "string length does not match its quotes")
-                text = data[start:end].decode("utf-8", "surrogateescape")
-                # Only text starting like a number can be a canonical int.
-                key = php_array_key(text) if text[:1] in _INT_START else text
+                raw = data[start:end]
+                try:
+                    text = raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    if not binary_strings:
+                        raise _fail(pos, "array key is not valid UTF-8") from None
+                    key = raw  # never numeric: numeric strings are ASCII
+                else:
+                    # Only text starting like a number can be a canonical int.
+                    key = php_array_key(text) if text[:1] in _INT_START else text
                 pos = end + 2
                 continue
             else:

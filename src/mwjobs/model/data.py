@@ -20,6 +20,7 @@ from typing import Literal
 
 from mwjobs.codec import (
     JobRecord,
+    PhpKey,
     PhpValue,
     job_dedup_hash,
     mw_timestamp,
@@ -41,7 +42,7 @@ __all__ = [
 ]
 
 DedupStyle = Literal["specification", "job"]
-Params = Mapping[int | str, PhpValue]
+Params = Mapping[PhpKey, PhpValue]
 
 # Params the queue itself understands; everything else is the job's own business.
 RELEASE_PARAM = "jobReleaseTimestamp"
@@ -76,7 +77,7 @@ def set_request_id(request_id: str | None) -> contextvars.Token[str | None]:
     return _request_id.set(request_id)
 
 
-def new_root_job_params(key: str, now: float | None = None) -> dict[int | str, PhpValue]:
+def new_root_job_params(key: str, now: float | None = None) -> dict[PhpKey, PhpValue]:
     """Params that make a job the root of a batch (MediaWiki ``Job::newRootJobParams``).
 
     Jobs of the same ``key`` pushed later supersede this batch: when popped, older jobs
@@ -167,7 +168,7 @@ class JobSpec:
         ``delay`` (seconds from ``now``) or ``release_at`` (UNIX time) set
         ``jobReleaseTimestamp``; ``namespace``/``title`` name the page the job is about.
         """
-        merged: dict[int | str, PhpValue] = dict(params or {})
+        merged: dict[PhpKey, PhpValue] = dict(params or {})
         if delay is not None and release_at is not None:
             raise ValueError("give either delay or release_at, not both")
         if delay is not None:
@@ -278,7 +279,7 @@ class QueuedJob:
         state: JobState = JobState.CLAIMED,
     ) -> QueuedJob:
         """Build from a decoded record the way JobQueueRedis does (params += ns/title)."""
-        params: dict[int | str, PhpValue] = dict(record.params)
+        params: dict[PhpKey, PhpValue] = dict(record.params)
         params.setdefault("namespace", record.namespace)
         params.setdefault("title", record.title)
         return cls(

@@ -137,7 +137,7 @@ class Job:
         page = _page_name(self.params)
         if page:
             text += f" {page}"
-        shown = " ".join(f"{key}={_shown(value)}" for key, value in self.params.items())
+        shown = " ".join(str(key) + "=" + _shown(value) for key, value in self.params.items())
         if shown:
             text += f" {shown}"
         if self.queued is not None:
@@ -161,7 +161,10 @@ def _shown(value: PhpValue) -> str:
     if isinstance(value, list | dict):
         if len(value) > _MAX_SHOWN_ITEMS:
             return f"array({len(value)})"
-        text = json.dumps(value, ensure_ascii=False, default=str)
+        try:
+            text = json.dumps(value, ensure_ascii=False, default=str)
+        except TypeError:  # a bytes key (binary PHP string) JSON cannot hold
+            return f"array({len(value)})"
     elif isinstance(value, bool):
         text = "1" if value else ""  # PHP strval
     elif value is None:
