@@ -36,7 +36,7 @@ from benchredis import private_redis
 from mwjobs.config import RunnerConfig, parse_config
 from mwjobs.metrics import NullCounters
 from mwjobs.runner.dispatch import RunOutcome
-from mwjobs.runner.result import RunResult
+from mwjobs.runner.result import RunSummary
 from mwjobs.runner.service import Runner
 from mwjobs.runner.slots import Slot
 
@@ -103,7 +103,7 @@ def latency(slots: int, seconds: float) -> None:
     exited: dict[int, float] = {}
     gaps: list[float] = []
 
-    def on_finish(slot: Slot, outcome: RunOutcome, result: RunResult, now: float) -> None:
+    def on_finish(slot: Slot, outcome: RunOutcome, result: RunSummary, now: float) -> None:
         with contextlib.suppress(ValueError, KeyError):
             exited[slot.index] = float(json.loads(outcome.stdout)["t"])
 

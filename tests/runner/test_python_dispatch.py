@@ -27,7 +27,7 @@ from mwjobs.queues.redis import RedisBackend
 from mwjobs.runner.dispatch import DispatchError, PythonDispatcher, RunOutcome, RunRequest
 from mwjobs.runner.dispatch.python import DIED, WorkerRun
 from mwjobs.runner.pyworker import Boot, FrameReader, encode_frame
-from mwjobs.runner.result import RunResult, parse_result
+from mwjobs.runner.result import RunSummary, parse_result
 from mwjobs.runner.service import EXIT_HALT, Runner
 from mwjobs.runner.slots import Slot
 from tests.daemons import Daemon, spawner
@@ -100,7 +100,7 @@ def finish(pool: PythonDispatcher, run: WorkerRun, sel: selectors.BaseSelector) 
     return outcome
 
 
-def result_of(outcome: RunOutcome) -> RunResult:
+def result_of(outcome: RunOutcome) -> RunSummary:
     assert outcome.succeeded, outcome
     result = parse_result(outcome.stdout)
     assert result.valid, result.error
@@ -308,9 +308,9 @@ def test_the_runner_counts_batches_and_halts_when_workers_stop_booting(
     config = make_config({"kind": "python", "modules": [MODULE], "paths": [str(ROOT)]},
                          redis=[redis_server.address])  # fmt: skip
     metrics = Recorder()
-    done: list[tuple[RunOutcome, RunResult]] = []
+    done: list[tuple[RunOutcome, RunSummary]] = []
 
-    def on_finish(slot: Slot, outcome: RunOutcome, result: RunResult, now: float) -> None:
+    def on_finish(slot: Slot, outcome: RunOutcome, result: RunSummary, now: float) -> None:
         done.append((outcome, result))
 
     runner = start_runner(config, {(TYPE, WIKI): 1}, metrics=metrics, on_finish=on_finish)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from mwjobs.runner.dispatch import DispatchError, RunOutcome
-from mwjobs.runner.result import RunResult, parse_result
+from mwjobs.runner.result import RunSummary, parse_result
 from mwjobs.runner.select import PriorityState
 from mwjobs.runner.service import Runner
 from mwjobs.runner.slots import Slot
@@ -20,13 +20,13 @@ from tests.runner.conftest import HOST, Recorder, child_argv, drive, make_config
 
 StartRunner = Callable[..., Runner]
 FAST_LIMITS = {"hp_max_time": 1, "lp_max_time": 1}  # limits.real floor = 2 s
-Finished = list[tuple[RunOutcome, RunResult]]
+Finished = list[tuple[RunOutcome, RunSummary]]
 
 
-def collect() -> tuple[Finished, Callable[[Slot, RunOutcome, RunResult, float], None]]:
+def collect() -> tuple[Finished, Callable[[Slot, RunOutcome, RunSummary, float], None]]:
     done: Finished = []
 
-    def on_finish(slot: Slot, outcome: RunOutcome, result: RunResult, now: float) -> None:
+    def on_finish(slot: Slot, outcome: RunOutcome, result: RunSummary, now: float) -> None:
         done.append((outcome, result))
 
     return done, on_finish
@@ -146,7 +146,7 @@ def test_output_held_open_outside_the_group_frees_the_slot_after_the_kill(
     )
     spawned: list[int] = []
 
-    def on_finish_counting(slot: Slot, outcome: RunOutcome, result: RunResult, now: float) -> None:
+    def on_finish_counting(slot: Slot, outcome: RunOutcome, result: RunSummary, now: float) -> None:
         spawned.append(runner.totals.spawned)
         on_finish(slot, outcome, result, now)
 

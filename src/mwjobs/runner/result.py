@@ -3,7 +3,7 @@
 ``{"jobs": [{"type", "status": "ok"|"failed", "error", "time"}, ...], "reached": ...,
 "backoffs": [] | {type: expiry}, "elapsed": ms}``; early exits carry only ``jobs`` and
 ``reached``. :func:`parse_result` never raises: output that is not such a document becomes a
-:class:`RunResult` with ``error`` set (the PHP runner crashed on a missing ``jobs``, spec §14
+:class:`RunSummary` with ``error`` set (the PHP runner crashed on a missing ``jobs``, spec §14
 item 4b).
 """
 
@@ -16,14 +16,14 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-__all__ = ["RunResult", "parse_result"]
+__all__ = ["RunSummary", "parse_result"]
 
 # PHP trim()'s default characters: the PHP runner trimmed stdout before json_decode.
 _PHP_TRIM = " \t\n\r\0\x0b"
 
 
 @dataclass(frozen=True)
-class RunResult:
+class RunSummary:
     """Counts and reasons from one run. ``error`` says why the output is not a usable
     result (then the other fields are empty); None means it is one."""
 
@@ -51,26 +51,26 @@ def _reject_constant(name: str) -> float:
     raise ValueError(f"{name} is not JSON")
 
 
-def parse_result(output: bytes | str) -> RunResult:
+def parse_result(output: bytes | str) -> RunSummary:
     """The result in a run's stdout (trimmed as PHP did); errors are returned, not raised."""
     text = output.decode("utf-8", "replace") if isinstance(output, bytes) else output
     text = text.strip(_PHP_TRIM)
     if not text:
-        return RunResult(error="the output is empty")
+        return RunSummary(error="the output is empty")
     try:
         doc = json.loads(text, parse_constant=_reject_constant)
     except ValueError as exc:
-        return RunResult(error=f"json_decode() error: {exc}")
+        return RunSummary(error=f"json_decode() error: {exc}")
     if not isinstance(doc, dict):
-        return RunResult(error=f"the output is JSON but not an object ({type(doc).__name__})")
+        return RunSummary(error=f"the output is JSON but not an object ({type(doc).__name__})")
     jobs = doc.get("jobs")
     if not isinstance(jobs, list):
         what = "has no" if jobs is None else "has a non-list"
-        return RunResult(error=f'the result {what} "jobs" entry')
+        return RunSummary(error=f'the result {what} "jobs" entry')
     ok = sum(1 for job in jobs if isinstance(job, dict) and job.get("status") == "ok")
     reached = doc.get("reached")
     elapsed = doc.get("elapsed")
-    return RunResult(
+    return RunSummary(
         ok=ok,
         failed=len(jobs) - ok,
         reached=reached if isinstance(reached, str) else None,

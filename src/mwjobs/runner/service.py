@@ -57,7 +57,7 @@ from mwjobs.runner.dispatch import (
     build_dispatcher,
 )
 from mwjobs.runner.guard import ChildGuard
-from mwjobs.runner.result import RunResult, parse_result
+from mwjobs.runner.result import RunSummary, parse_result
 from mwjobs.runner.select import PriorityState, Queue, after_refill, candidate_queues, time_share
 from mwjobs.runner.slots import Action, Slot, SlotGroup, StopReason, next_deadline, overdue_action
 
@@ -165,7 +165,7 @@ class Totals:
 
 
 SpawnHook = Callable[[Slot, float], None]
-FinishHook = Callable[[Slot, RunOutcome, RunResult, float], None]
+FinishHook = Callable[[Slot, RunOutcome, RunSummary, float], None]
 
 
 class Runner:
@@ -500,7 +500,7 @@ class Runner:
             self.on_finish(slot, outcome, result, now)
         group.release(slot)
 
-    def _count_jobs(self, request: RunRequest, result: RunResult) -> None:
+    def _count_jobs(self, request: RunRequest, result: RunSummary) -> None:
         self.metrics.incr(f"pop.{request.job_type}.ok.{self.host}", result.ok)
         self.metrics.incr(f"pop.{request.job_type}.failed.{self.host}", result.failed)
         self.totals.jobs_ok += result.ok
@@ -513,7 +513,7 @@ class Runner:
                 self._backoffs[job_type] = max(self._backoffs.get(job_type, 0.0), until)
 
     def _finished_well(
-        self, group: SlotGroup, slot: Slot, run: Run, result: RunResult, elapsed: float
+        self, group: SlotGroup, slot: Slot, run: Run, result: RunSummary, elapsed: float
     ) -> None:
         request = run.request
         queue = (request.job_type, request.domain)
@@ -530,7 +530,7 @@ class Runner:
                   elapsed)  # fmt: skip
 
     def _failed(
-        self, group: SlotGroup, slot: Slot, run: Run, outcome: RunOutcome, result: RunResult
+        self, group: SlotGroup, slot: Slot, run: Run, outcome: RunOutcome, result: RunSummary
     ) -> None:
         self.totals.errors += 1
         stat = "runner-status.none" if outcome.error_kind == "none" else "runner-status.error"

@@ -7,7 +7,7 @@
 -- KEYS[5]  {wiki}:jobqueue:{type}:h-data        HASH  job ID -> serialized record
 -- KEYS[6]  global:jobqueue:s-queuesWithJobs     SET   queue IDs with live jobs
 -- KEYS[7]  {wiki}:jobqueue:{type}:z-mwjobsWaiters ZSET consumers blocked on this queue
---          (an mwjobs extension, see handoff.lua): handoff list key scored by expiry (ms)
+--          (an mwjobs extension, see queues/redis/handoff.py): handoff list key scored by expiry (ms)
 -- KEYS[8]  {wiki}:jobqueue:{type}:z-claimed     ZSET  job ID scored by claim time
 -- KEYS[9]  {wiki}:jobqueue:{type}:h-attempts    HASH  job ID -> times popped
 -- ARGV[1]  queue ID, the JSON ["type","domain"]
