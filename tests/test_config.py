@@ -17,14 +17,14 @@ from click.testing import CliRunner
 
 from mwjobs.cli import cli
 from mwjobs.config import (
-    CommandDispatcher,
+    CommandDispatcherConfig,
     GroupConfig,
-    HttpDispatcher,
+    HttpDispatcherConfig,
     LimitMap,
-    PythonDispatcher,
+    PythonDispatcherConfig,
     RunnerConfig,
-    StatsdTarget,
-    Timing,
+    StatsdConfig,
+    TimingConfig,
     load_config,
     parse_config,
     strip_comments,
@@ -148,9 +148,9 @@ def test_spec_sample_loads_to_the_expected_objects() -> None:
     )
     assert cfg.redis.queues == cfg.redis.aggregators
     assert cfg.redis.password == "XXXXX"
-    assert cfg.statsd == StatsdTarget("statsd.eqiad.wmnet", 8125)
+    assert cfg.statsd == StatsdConfig("statsd.eqiad.wmnet", 8125)
 
-    assert isinstance(cfg.dispatcher, CommandDispatcher)
+    assert isinstance(cfg.dispatcher, CommandDispatcherConfig)
     assert cfg.dispatcher.argv == (
         "php",
         "/srv/mediawiki/multiversion/MWScript.php",
@@ -163,7 +163,7 @@ def test_spec_sample_loads_to_the_expected_objects() -> None:
     )
     assert cfg.dispatcher.template is not None
     assert cfg.dispatcher.template.startswith("php /srv/mediawiki/multiversion/MWScript.php")
-    assert cfg.timing == Timing()
+    assert cfg.timing == TimingConfig()
     assert cfg.source == "jobrunner.json"
     assert cfg.warnings == ()
 
@@ -194,7 +194,7 @@ def test_php_cuts_urls_in_strings_but_we_keep_them() -> None:
     path = EXAMPLES / "jobrunner.http.json"
     assert php_decode(path) is None  # spec §14 item 5: PHP's regex breaks the string
     cfg = load_config(path)
-    assert isinstance(cfg.dispatcher, HttpDispatcher)
+    assert isinstance(cfg.dispatcher, HttpDispatcherConfig)
     assert cfg.dispatcher.url == (
         "http://mw.example.org/rpc/RunJobs.php"
         "?wiki=%(db)u&type=%(type)u&maxtime=%(maxtime)u&maxmem=%(maxmem)u"
@@ -219,7 +219,7 @@ def test_double_slash_inside_strings_is_data() -> None:
     assert cfg.redis.password == 'pa//ss"//'
     assert cfg.redis.aggregators[0] == RedisEndpoint("h1", 6379, db=2, password='pa//ss"//')
     assert cfg.redis.queues[0].tls is True
-    assert isinstance(cfg.dispatcher, CommandDispatcher)
+    assert isinstance(cfg.dispatcher, CommandDispatcherConfig)
     assert cfg.dispatcher.argv == (
         "curl",
         "-s",
@@ -283,7 +283,7 @@ def test_defaults() -> None:
     assert cfg.statsd is None
     assert cfg.redis.password is None
     assert cfg.groups == (GroupConfig("basic", 2, include=("*",)),)
-    assert cfg.timing == Timing(
+    assert cfg.timing == TimingConfig(
         hp_max_delay=120,
         lp_max_delay=600,
         hp_max_time=30,
@@ -346,19 +346,19 @@ def test_null_means_unset_as_in_php() -> None:
     assert cfg.groups[0] == GroupConfig("basic", 2, include=("*",))
     assert cfg.limits.claim_ttl_for("x") == 3600
     assert cfg.statsd is None
-    assert cfg.timing == Timing()
+    assert cfg.timing == TimingConfig()
 
 
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
-        ("statsd.example.org", StatsdTarget("statsd.example.org", 8125)),
-        ("10.0.0.1:9125", StatsdTarget("10.0.0.1", 9125)),
-        ("[2001:db8::1]:8126", StatsdTarget("2001:db8::1", 8126)),
-        ("[::1]", StatsdTarget("::1", 8125)),
+        ("statsd.example.org", StatsdConfig("statsd.example.org", 8125)),
+        ("10.0.0.1:9125", StatsdConfig("10.0.0.1", 9125)),
+        ("[2001:db8::1]:8126", StatsdConfig("2001:db8::1", 8126)),
+        ("[::1]", StatsdConfig("::1", 8125)),
     ],
 )
-def test_statsd_forms(value: str, expected: StatsdTarget) -> None:
+def test_statsd_forms(value: str, expected: StatsdConfig) -> None:
     assert parse(variant(("statsd", value))).statsd == expected
 
 
@@ -381,42 +381,42 @@ def test_timing_overrides_and_maxtime_choice() -> None:
 def test_dispatcher_object_forms(tmp_path: Path) -> None:
     argv = ["/usr/bin/php", "runJobs.php", "--wiki=%(db)x", "--maxmem=%(maxmem)u"]
     cfg = parse(variant(("dispatcher", {"kind": "command", "argv": argv})))
-    assert cfg.dispatcher == CommandDispatcher(tuple(argv))
+    assert cfg.dispatcher == CommandDispatcherConfig(tuple(argv))
 
     cfg = parse(variant(("dispatcher", {"kind": "http", "url": "https://mw/rpc?w=%(db)u"})))
-    assert cfg.dispatcher == HttpDispatcher("https://mw/rpc?w=%(db)u", None)
+    assert cfg.dispatcher == HttpDispatcherConfig("https://mw/rpc?w=%(db)u", None)
 
     spec = {"kind": "python", "modules": ["myjobs.tasks"], "paths": ["lib", "/abs"], "workers": 4}
     cfg = parse(variant(("dispatcher", spec)))
-    assert cfg.dispatcher == PythonDispatcher(("myjobs.tasks",), ("lib", "/abs"), 4)
+    assert cfg.dispatcher == PythonDispatcherConfig(("myjobs.tasks",), ("lib", "/abs"), 4)
     # From a file, relative paths are anchored at the file's directory.
     path = tmp_path / "jobrunner.json"
     path.write_text(variant(("dispatcher", spec)))
     loaded = load_config(path)
-    assert isinstance(loaded.dispatcher, PythonDispatcher)
+    assert isinstance(loaded.dispatcher, PythonDispatcherConfig)
     assert loaded.dispatcher.paths == (str(tmp_path.resolve() / "lib"), "/abs")
-    assert parse(variant(("dispatcher", {"kind": "python"}))).dispatcher == PythonDispatcher()
+    assert parse(variant(("dispatcher", {"kind": "python"}))).dispatcher == PythonDispatcherConfig()
     spec = {"kind": "python", "batch": 100, "max_batches": 50, "max_memory": "200M"}
     cfg = parse(variant(("dispatcher", spec)))
-    assert cfg.dispatcher == PythonDispatcher(batch=100, max_batches=50, max_memory="200M")
+    assert cfg.dispatcher == PythonDispatcherConfig(batch=100, max_batches=50, max_memory="200M")
     assert cfg.to_dict()["dispatcher"]["max_batches"] == 50
     spec = {"kind": "python", "throttling": {"htmlCacheUpdate": 15, "refreshLinks": 0.5}}
     throttled = parse(variant(("dispatcher", spec))).dispatcher
-    assert isinstance(throttled, PythonDispatcher)
+    assert isinstance(throttled, PythonDispatcherConfig)
     assert throttled.throttling == (("htmlCacheUpdate", 15.0), ("refreshLinks", 0.5))
 
 
 def test_string_template_becomes_argv_as_sh_would_split_it() -> None:
     template = "php 'my dir/runJobs.php' --wiki=%(db)x \"--type=%(type)x\" --x=a\\ b"
     cfg = parse(variant(("dispatcher", template)))
-    assert cfg.dispatcher == CommandDispatcher(
+    assert cfg.dispatcher == CommandDispatcherConfig(
         ("php", "my dir/runJobs.php", "--wiki=%(db)x", "--type=%(type)x", "--x=a b"),
         template=template,
     )
     # Shell characters quoted in single quotes are plain data.
     quoted = "curl -a 'http://mw/r?wiki=%(db)u&type=%(type)u' -H 'X: $1|;'"
     cfg = parse(variant(("dispatcher", quoted)))
-    assert isinstance(cfg.dispatcher, CommandDispatcher)
+    assert isinstance(cfg.dispatcher, CommandDispatcherConfig)
     assert cfg.dispatcher.argv[-1] == "X: $1|;"
 
 
@@ -690,13 +690,13 @@ def test_to_dict_shape() -> None:
 def test_examples_load() -> None:
     command = load_config(EXAMPLES / "jobrunner.command.json")
     assert [g.name for g in command.enabled_groups] == ["basic", "upload"]
-    assert isinstance(command.dispatcher, CommandDispatcher)
+    assert isinstance(command.dispatcher, CommandDispatcherConfig)
     assert command.dispatcher.argv[:2] == ("php", "/srv/mediawiki/maintenance/runJobs.php")
     assert command.limits.claim_ttl_for("webVideoTranscode") == 86400
-    assert command.statsd == StatsdTarget("127.0.0.1", 8125)
+    assert command.statsd == StatsdConfig("127.0.0.1", 8125)
     assert command.warnings == ()
     http = load_config(EXAMPLES / "jobrunner.http.json")
-    assert isinstance(http.dispatcher, HttpDispatcher)
+    assert isinstance(http.dispatcher, HttpDispatcherConfig)
     assert http.dispatcher.url.startswith("http://mw.example.org/rpc/RunJobs.php?")
     assert http.warnings == ()
 
@@ -774,7 +774,7 @@ def test_docs_cover_every_key() -> None:
         "dispatcher", "wrapper", "mwjobs", "timing", "kind", "argv", "url", "timeout",
         "modules", "paths", "workers", "batch", "max_batches", "max_memory",
     ]  # fmt: skip
-    keys += [f.name for f in dataclasses.fields(Timing)]
+    keys += [f.name for f in dataclasses.fields(TimingConfig)]
     missing = [key for key in keys if f"`{key}`" not in docs]
     assert missing == []
 

@@ -8,7 +8,7 @@ which the PHP service ignores or never sees:
   (the PHP regex cut them, spec §14 item 5). ``/* */`` comments are refused, as PHP does.
 * ``"dispatcher"`` may be the original command string or an object
   ``{"kind": "command" | "http" | "python", ...}``.
-* ``"mwjobs": {"timing": {...}}`` overrides what the PHP service hard-codes (:class:`Timing`).
+* ``"mwjobs": {"timing": {...}}`` overrides what the PHP service hard-codes (:class:`TimingConfig`).
 
 Every error is a :class:`~mwjobs.errors.ConfigError` whose message names the file, the key
 path (``groups.basic.runners``), what was found and how to fix it. docs/configuration.md is
@@ -35,17 +35,17 @@ from mwjobs.queues.redis.endpoint import RedisEndpoint, parse_redis_endpoint
 
 __all__ = [
     "PLACEHOLDERS",
-    "CommandDispatcher",
+    "CommandDispatcherConfig",
     "DispatcherConfig",
     "GroupConfig",
-    "HttpDispatcher",
+    "HttpDispatcherConfig",
     "LimitMap",
-    "Limits",
-    "PythonDispatcher",
+    "LimitsConfig",
+    "PythonDispatcherConfig",
     "RedisConfig",
     "RunnerConfig",
-    "StatsdTarget",
-    "Timing",
+    "StatsdConfig",
+    "TimingConfig",
     "load_config",
     "parse_config",
     "strip_comments",
@@ -102,7 +102,7 @@ def _memory_default() -> LimitMap[str]:
 
 
 @dataclass(frozen=True)
-class Limits:
+class LimitsConfig:
     """``limits`` (spec §6.2). claimTTL and attempts are read by the chron; real and memory
     by the runner. Values are merged over the defaults per key, as PHP's ``+`` does."""
 
@@ -153,7 +153,7 @@ class RedisConfig:
 
 
 @dataclass(frozen=True)
-class StatsdTarget:
+class StatsdConfig:
     """``statsd``: where counters go (UDP)."""
 
     host: str
@@ -166,7 +166,7 @@ class StatsdTarget:
 
 
 @dataclass(frozen=True)
-class CommandDispatcher:
+class CommandDispatcherConfig:
     """Run a process per batch. ``argv`` is a template: each element may hold placeholders;
     no shell is involved. ``template`` keeps the original string when the file used one.
 
@@ -184,7 +184,7 @@ HttpMode: TypeAlias = Literal["rpc", "special"]
 
 
 @dataclass(frozen=True)
-class HttpDispatcher:
+class HttpDispatcherConfig:
     """POST to a MediaWiki endpoint; ``url`` holds ``%(name)u`` placeholders.
     ``timeout=None`` means the job type's ``limits.real``.
 
@@ -203,7 +203,7 @@ class HttpDispatcher:
 
 
 @dataclass(frozen=True)
-class PythonDispatcher:
+class PythonDispatcherConfig:
     """Run jobs in persistent Python worker processes. ``modules`` are imported in each
     worker (so job classes register), ``paths`` are prepended to ``sys.path``;
     ``workers=None`` means one worker per runner slot. A worker claims ``batch`` jobs per
@@ -223,11 +223,13 @@ class PythonDispatcher:
     throttling: tuple[tuple[str, float], ...] = ()
 
 
-DispatcherConfig: TypeAlias = CommandDispatcher | HttpDispatcher | PythonDispatcher
+DispatcherConfig: TypeAlias = (
+    CommandDispatcherConfig | HttpDispatcherConfig | PythonDispatcherConfig
+)
 
 
 @dataclass(frozen=True)
-class Timing:
+class TimingConfig:
     """What the PHP service hard-codes; overridable under ``"mwjobs": {"timing": {...}}``.
 
     ``legacy_maxtime_inversion=True`` replicates spec §14 item 2 (high-priority runs get
@@ -265,11 +267,11 @@ class RunnerConfig:
     """The whole validated configuration of the runner and chron services."""
 
     groups: tuple[GroupConfig, ...]
-    limits: Limits
+    limits: LimitsConfig
     redis: RedisConfig
-    statsd: StatsdTarget | None
+    statsd: StatsdConfig | None
     dispatcher: DispatcherConfig
-    timing: Timing
+    timing: TimingConfig
     source: str
     warnings: tuple[str, ...] = ()
 
@@ -316,13 +318,13 @@ def _group_dict(group: GroupConfig) -> dict[str, Any]:
 
 
 def _dispatcher_dict(disp: DispatcherConfig) -> dict[str, Any]:
-    if isinstance(disp, CommandDispatcher):
+    if isinstance(disp, CommandDispatcherConfig):
         data: dict[str, Any] = {"kind": disp.kind, "argv": list(disp.argv)}
         data["template"] = disp.template
         if disp.shell:
             data["shell"] = True
         return data
-    if isinstance(disp, HttpDispatcher):
+    if isinstance(disp, HttpDispatcherConfig):
         data = {"kind": disp.kind, "url": _mask_url(disp.url), "timeout": disp.timeout}
         if disp.mode == "special":
             data.update(mode=disp.mode, maxjobs=disp.maxjobs, secret_env=disp.secret_env)
@@ -543,7 +545,7 @@ _DISPATCHER_KEYS: dict[str, tuple[str, ...]] = {
         "kind", "modules", "paths", "workers", "batch", "max_batches", "max_memory", "throttling"
     ),
 }
-_TIMING_KEYS = tuple(f.name for f in dataclasses.fields(Timing))
+_TIMING_KEYS = tuple(f.name for f in dataclasses.fields(TimingConfig))
 _TIMING_MAY_BE_ZERO = frozenset({"aggregator_cache_ttl", "kill_grace", "stop_grace"})
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
@@ -776,9 +778,9 @@ class _Builder(_Reader):
 
     # -- limits
 
-    def limits(self, raw: Any, timing: Timing) -> Limits:
+    def limits(self, raw: Any, timing: TimingConfig) -> LimitsConfig:
         spec = self.obj({} if raw is None else raw, "limits", _LIMIT_KEYS)
-        return Limits(
+        return LimitsConfig(
             claim_ttl=self.limit_map(spec.get("claimTTL"), "limits.claimTTL", 3600, self.seconds),
             attempts=self.limit_map(spec.get("attempts"), "limits.attempts", 3, self.attempts),
             real=self.real(spec.get("real"), timing),
@@ -812,7 +814,7 @@ class _Builder(_Reader):
             raise self.fail(path, f"is not a PHP memory size (got {_shown(value)})", fix)
         return text
 
-    def real(self, raw: Any, timing: Timing) -> LimitMap[int]:
+    def real(self, raw: Any, timing: TimingConfig) -> LimitMap[int]:
         """PHP raises every real limit to 2 x the longest maxtime so a run can finish."""
         real = self.limit_map(raw, "limits.real", 3600, self.seconds)
         floor = timing.min_real
@@ -856,7 +858,7 @@ class _Builder(_Reader):
             endpoints.append(endpoint)
         return tuple(endpoints)
 
-    def statsd(self, raw: Any) -> StatsdTarget | None:
+    def statsd(self, raw: Any) -> StatsdConfig | None:
         if raw is None:
             return None
         text = self.string(raw, "statsd", "statsd.example.org:8125").strip()
@@ -868,7 +870,7 @@ class _Builder(_Reader):
         port = int(port_text) if port_text else DEFAULT_STATSD_PORT
         if not 0 < port < 65536:
             raise self.fail("statsd", f"has port {port}", "use a port from 1 to 65535")
-        return StatsdTarget(match.group("v6") or match.group("host"), port)
+        return StatsdConfig(match.group("v6") or match.group("host"), port)
 
     # -- dispatcher
 
@@ -894,7 +896,7 @@ class _Builder(_Reader):
             return self.http(spec)
         return self.python(spec)
 
-    def command_template(self, template: str) -> CommandDispatcher:
+    def command_template(self, template: str) -> CommandDispatcherConfig:
         """The original string form, split into argv as /bin/sh would have split it."""
         self.string(template, "dispatcher", "php runJobs.php --wiki=%(db)x")
         self.placeholders(template, "dispatcher", url=False)
@@ -909,9 +911,9 @@ class _Builder(_Reader):
             raise self.fail("dispatcher", problem, fix) from None
         if not argv[0]:
             raise self.fail("dispatcher", "has an empty program name", "name the program first")
-        return CommandDispatcher(argv, template=template)
+        return CommandDispatcherConfig(argv, template=template)
 
-    def command_argv(self, spec: dict[str, Any]) -> CommandDispatcher:
+    def command_argv(self, spec: dict[str, Any]) -> CommandDispatcherConfig:
         if "shell" in spec:
             return self.command_shell(spec)
         argv = self.strings(spec.get("argv"), "dispatcher.argv", "php")
@@ -920,9 +922,9 @@ class _Builder(_Reader):
             raise self.fail("dispatcher.argv", "is missing or empty", fix)
         for i, arg in enumerate(argv):
             self.placeholders(arg, _key("dispatcher.argv", i), url=False)
-        return CommandDispatcher(argv)
+        return CommandDispatcherConfig(argv)
 
-    def command_shell(self, spec: dict[str, Any]) -> CommandDispatcher:
+    def command_shell(self, spec: dict[str, Any]) -> CommandDispatcherConfig:
         """The explicit opt-in to ``/bin/sh -c``: PHP's behaviour, for templates that need
         pipes or redirections. Values are quoted as PHP's ``escapeshellarg``."""
         if spec.get("argv") is not None:
@@ -931,7 +933,7 @@ class _Builder(_Reader):
         example = "php runJobs.php --wiki=%(db)x 2>&1"
         template = self.string(spec["shell"], "dispatcher.shell", example)
         self.placeholders(template, "dispatcher.shell", url=False)
-        return CommandDispatcher((), template=template, shell=True)
+        return CommandDispatcherConfig((), template=template, shell=True)
 
     def placeholders(self, text: str, path: str, *, url: bool) -> None:
         for match in _PLACEHOLDER.finditer(text):
@@ -947,7 +949,7 @@ class _Builder(_Reader):
                 fix = f"write %({name})u so the value is URL-encoded"
                 raise self.fail(path, f"uses {found} in a URL", fix)
 
-    def http(self, spec: dict[str, Any]) -> HttpDispatcher:
+    def http(self, spec: dict[str, Any]) -> HttpDispatcherConfig:
         url = self.string(spec.get("url"), "dispatcher.url", _EXAMPLE_URL).strip()
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -968,10 +970,12 @@ class _Builder(_Reader):
                 if spec.get(key) is not None:
                     fix = 'remove it, or add "mode": "special"'
                     raise self.fail(_key("dispatcher", key), "is only used in mode special", fix)
-            return HttpDispatcher(url, timeout)
+            return HttpDispatcherConfig(url, timeout)
         return self.http_special(spec, url, timeout)
 
-    def http_special(self, spec: dict[str, Any], url: str, timeout: float | None) -> HttpDispatcher:
+    def http_special(
+        self, spec: dict[str, Any], url: str, timeout: float | None
+    ) -> HttpDispatcherConfig:
         """Signed ``Special:RunJobs``: the secret is given inline or, better, by the name of
         an environment variable (read when the runner starts, never logged)."""
         secret, env = spec.get("secret"), spec.get("secret_env")
@@ -989,9 +993,9 @@ class _Builder(_Reader):
         maxjobs = 5000
         if raw is not None:
             maxjobs = self.integer(raw, "dispatcher.maxjobs", minimum=1, example=5000)
-        return HttpDispatcher(url, timeout, "special", secret, env, maxjobs)
+        return HttpDispatcherConfig(url, timeout, "special", secret, env, maxjobs)
 
-    def python(self, spec: dict[str, Any]) -> PythonDispatcher:
+    def python(self, spec: dict[str, Any]) -> PythonDispatcherConfig:
         modules = self.strings(spec.get("modules"), "dispatcher.modules", "myjobs.tasks")
         for i, module in enumerate(modules):
             if not _MODULE.match(module):
@@ -1005,7 +1009,7 @@ class _Builder(_Reader):
         workers = None
         if raw is not None:
             workers = self.integer(raw, "dispatcher.workers", minimum=1, example=4)
-        defaults = PythonDispatcher()
+        defaults = PythonDispatcherConfig()
         raw = spec.get("batch")
         batch = defaults.batch
         if raw is not None:
@@ -1017,7 +1021,7 @@ class _Builder(_Reader):
         raw = spec.get("max_memory")
         max_memory = None if raw is None else self.memory(raw, "dispatcher.max_memory")
         throttling = self.throttling(spec.get("throttling"))
-        return PythonDispatcher(
+        return PythonDispatcherConfig(
             modules, paths, workers, batch, max_batches, max_memory, throttling
         )
 
@@ -1036,9 +1040,9 @@ class _Builder(_Reader):
 
     # -- extensions
 
-    def timing(self, raw: Any) -> Timing:
+    def timing(self, raw: Any) -> TimingConfig:
         spec = self.obj({} if raw is None else raw, "mwjobs.timing", _TIMING_KEYS)
-        defaults = Timing()
+        defaults = TimingConfig()
         values: dict[str, Any] = {}
         for name, value in spec.items():
             path = _key("mwjobs.timing", name)
@@ -1050,7 +1054,7 @@ class _Builder(_Reader):
             else:
                 zero_ok = name in _TIMING_MAY_BE_ZERO
                 values[name] = self.number(value, path, positive=not zero_ok, example=default)
-        timing = Timing(**values)
+        timing = TimingConfig(**values)
         # The PHP service documents these orderings in comments; breaking them starves a
         # priority, which is legal but rarely meant.
         if timing.lp_max_time >= timing.hp_max_delay:

@@ -35,7 +35,7 @@ from types import FrameType
 from typing import Any, BinaryIO
 
 from mwjobs.backoff import BackoffFile
-from mwjobs.config import StatsdTarget
+from mwjobs.config import StatsdConfig
 from mwjobs.execute import (
     JobExecutor,
     Reached,
@@ -83,7 +83,7 @@ class Boot:
     max_memory: int | None = None  # bytes; None: no limit besides the batches' own
     verbose: bool = False
     throttling: dict[str, float] = dataclasses.field(default_factory=dict)
-    statsd: StatsdTarget | None = None  # the runner's: per-job metrics go there (spec §7.5)
+    statsd: StatsdConfig | None = None  # the runner's: per-job metrics go there (spec §7.5)
 
     def to_line(self) -> bytes:
         data = dataclasses.asdict(self)
@@ -96,7 +96,7 @@ class Boot:
         data["paths"] = tuple(data["paths"])
         data["queue"] = RedisEndpoint(**data["queue"])
         if data.get("statsd") is not None:
-            data["statsd"] = StatsdTarget(**data["statsd"])
+            data["statsd"] = StatsdConfig(**data["statsd"])
         return cls(**data)
 
 
