@@ -856,3 +856,22 @@ def test_check_config_real_process(tmp_path: Path) -> None:
         f"{bad}: redis.aggregators is an empty list; "
         'list at least one Redis server, e.g. ["127.0.0.1:6379"]\n'
     )
+
+
+# --------------------------------------------------------------------------- layering
+
+
+def test_config_imports_no_service() -> None:
+    """config/ sits below the services (design.md, layers): importing it loads none."""
+    code = (
+        "import sys, mwjobs.config;"
+        "print(' '.join(sorted(m for m in sys.modules if m.startswith('mwjobs'))))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    loaded = done.stdout.split()
+    services = ("mwjobs.runner", "mwjobs.chron", "mwjobs.execute", "mwjobs.run_jobs",
+                "mwjobs.run_loop", "mwjobs.cli", "mwjobs.metrics", "mwjobs.aggregator")  # fmt: skip
+    assert [m for m in loaded if m.startswith(services)] == []
+    assert "mwjobs.config.render" in loaded

@@ -1,0 +1,265 @@
+"""The validated configuration: typed, frozen objects that the services read.
+
+Nothing here reads a file or checks a value (:mod:`mwjobs.config.validate` does both);
+a :class:`RunnerConfig` is only ever built from a file that passed every check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, ClassVar, Generic, Literal, TypeAlias, TypeVar
+
+from mwjobs.config import render
+from mwjobs.errors import ConfigError
+from mwjobs.queues.redis.endpoint import RedisEndpoint
+
+__all__ = [
+    "PLACEHOLDERS",
+    "CommandDispatcherConfig",
+    "DispatcherConfig",
+    "GroupConfig",
+    "HttpDispatcherConfig",
+    "HttpMode",
+    "LimitMap",
+    "LimitsConfig",
+    "PythonDispatcherConfig",
+    "RedisConfig",
+    "RunnerConfig",
+    "StatsdConfig",
+    "TimingConfig",
+]
+
+V = TypeVar("V")
+
+PLACEHOLDERS = ("db", "type", "maxtime", "maxmem")
+"""Names a dispatcher template may use as ``%(name)x`` (raw value) or ``%(name)u`` (URL-encoded)."""
+
+DEFAULT_STATSD_PORT = 8125
+
+
+@dataclass(frozen=True)
+class LimitMap(Generic[V]):
+    """A job type -> value map with a ``"*"`` default, as the PHP service keeps them."""
+
+    by_type: Mapping[str, V]
+
+    def __post_init__(self) -> None:
+        if "*" not in self.by_type:
+            raise ConfigError('a limit map needs a "*" default entry')
+        # Read-only copy: a frozen config must not change under the services' feet.
+        object.__setattr__(self, "by_type", MappingProxyType(dict(self.by_type)))
+
+    @property
+    def default(self) -> V:
+        return self.by_type["*"]
+
+    def for_type(self, job_type: str) -> V:
+        """The value for ``job_type``, else the ``"*"`` default, as PHP's
+        ``$map[$type] ?? $map['*']``."""
+        return self.by_type.get(job_type, self.by_type["*"])
+
+
+def _claim_ttl_default() -> LimitMap[int]:
+    return LimitMap({"*": 3600})
+
+
+def _attempts_default() -> LimitMap[int]:
+    return LimitMap({"*": 3})
+
+
+def _real_default() -> LimitMap[int]:
+    return LimitMap({"*": 3600})
+
+
+def _memory_default() -> LimitMap[str]:
+    return LimitMap({"*": "300M"})
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    """``limits`` (spec §6.2). claimTTL and attempts are read by the chron; real and memory
+    by the runner. Values are merged over the defaults per key, as PHP's ``+`` does."""
+
+    claim_ttl: LimitMap[int] = field(default_factory=_claim_ttl_default)
+    attempts: LimitMap[int] = field(default_factory=_attempts_default)
+    real: LimitMap[int] = field(default_factory=_real_default)
+    memory: LimitMap[str] = field(default_factory=_memory_default)
+
+    def claim_ttl_for(self, job_type: str) -> int:
+        """Seconds a claimed job may stay claimed before the chron recycles it."""
+        return self.claim_ttl.for_type(job_type)
+
+    def attempts_for(self, job_type: str) -> int:
+        """How many runs a job gets before the chron abandons it."""
+        return self.attempts.for_type(job_type)
+
+    def real_for(self, job_type: str) -> int:
+        """Wall-clock seconds a dispatched run may take before the runner kills it."""
+        return self.real.for_type(job_type)
+
+    def memory_for(self, job_type: str) -> str:
+        """PHP memory string (``"300M"``) substituted as ``%(maxmem)``."""
+        return self.memory.for_type(job_type)
+
+
+@dataclass(frozen=True)
+class GroupConfig:
+    """One runner group ("loop"). ``runners == 0`` disables it (PHP skips such groups)."""
+
+    name: str
+    runners: int
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    low_priority: tuple[str, ...] = ()
+
+    @property
+    def enabled(self) -> bool:
+        return self.runners > 0
+
+
+@dataclass(frozen=True)
+class RedisConfig:
+    """``redis``: aggregator servers (ready-queue map, chron locks) and queue partitions."""
+
+    aggregators: tuple[RedisEndpoint, ...]
+    queues: tuple[RedisEndpoint, ...]
+    password: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class StatsdConfig:
+    """``statsd``: where counters go (UDP)."""
+
+    host: str
+    port: int = DEFAULT_STATSD_PORT
+
+    @property
+    def display(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class CommandDispatcherConfig:
+    """Run a process per batch. ``argv`` is a template: each element may hold placeholders;
+    no shell is involved. ``template`` keeps the original string when the file used one.
+
+    ``shell=True`` (the explicit ``{"kind": "command", "shell": "..."}`` opt-in) runs
+    ``template`` with ``/bin/sh -c`` instead, each ``%(name)x`` quoted as PHP's
+    ``escapeshellarg``; ``argv`` is then empty."""
+
+    kind: ClassVar[Literal["command"]] = "command"
+    argv: tuple[str, ...]
+    template: str | None = None
+    shell: bool = False
+
+
+HttpMode: TypeAlias = Literal["rpc", "special"]
+
+
+@dataclass(frozen=True)
+class HttpDispatcherConfig:
+    """POST to a MediaWiki endpoint; ``url`` holds ``%(name)u`` placeholders.
+    ``timeout=None`` means the job type's ``limits.real``.
+
+    ``mode="rpc"``: ``url`` is the whole request (WMF's ``rpc/RunJobs.php?wiki=...``).
+    ``mode="special"``: ``url`` is the wiki's ``index.php``; the runner adds MediaWiki's own
+    signed ``Special:RunJobs`` query (HMAC-SHA1 with ``$wgSecretKey``: ``secret``, or the
+    environment variable named by ``secret_env``), asking for at most ``maxjobs`` jobs."""
+
+    kind: ClassVar[Literal["http"]] = "http"
+    url: str
+    timeout: float | None = None
+    mode: HttpMode = "rpc"
+    secret: str | None = field(default=None, repr=False)
+    secret_env: str | None = None
+    maxjobs: int = 5000
+
+
+@dataclass(frozen=True)
+class PythonDispatcherConfig:
+    """Run jobs in persistent Python worker processes. ``modules`` are imported in each
+    worker (so job classes register), ``paths`` are prepended to ``sys.path``;
+    ``workers=None`` means one worker per runner slot. A worker claims ``batch`` jobs per
+    round trip and is replaced after ``max_batches`` batches, or after a batch that leaves
+    its resident memory above ``max_memory`` (a PHP memory string; None: only when a batch
+    stopped at its ``limits.memory``)."""
+
+    kind: ClassVar[Literal["python"]] = "python"
+    modules: tuple[str, ...] = ()
+    paths: tuple[str, ...] = ()
+    workers: int | None = None
+    batch: int = 10
+    max_batches: int = 1000
+    max_memory: str | None = None
+    # $wgJobBackoffThrottling: (job type, work items per second) pairs, shared by the
+    # workers of the host through the backoff file.
+    throttling: tuple[tuple[str, float], ...] = ()
+
+
+DispatcherConfig: TypeAlias = (
+    CommandDispatcherConfig | HttpDispatcherConfig | PythonDispatcherConfig
+)
+
+
+@dataclass(frozen=True)
+class TimingConfig:
+    """What the PHP service hard-codes; overridable under ``"mwjobs": {"timing": {...}}``.
+
+    ``legacy_maxtime_inversion=True`` replicates spec §14 item 2 (high-priority runs get
+    ``lp_max_time``); the default gives each priority its own documented maxtime.
+    """
+
+    hp_max_delay: int = 120  # longest stretch in low priority before high is looked at again
+    lp_max_delay: int = 600  # longest stretch in high priority before low gets a turn
+    hp_max_time: int = 30  # --maxtime of a high-priority run
+    lp_max_time: int = 60  # --maxtime of a low-priority run
+    aggregator_cache_ttl: float = 1.0  # seconds the runner reuses the ready-queue map
+    chron_period: float = 1.0  # seconds between chron passes
+    abandoned_retention: int = 7 * 86400  # seconds abandoned jobs are kept before pruning
+    pool_lock_ttl: int = 300  # seconds after which a chron pool lock counts as stale
+    chron_batch: int = 500  # jobs the chron script moves per queue per call
+    kill_grace: float = 5.0  # seconds between SIGTERM and SIGKILL for a timed-out run
+    legacy_maxtime_inversion: bool = False
+    stop_grace: float = 5.0  # seconds the runner's children get after SIGTERM at shutdown
+    wake_on_push: bool = True  # the runner reacts to mwjobs pushes at once (queues/redis/wake.py)
+
+    def maxtime_for(self, high_priority: bool) -> int:
+        """The ``%(maxtime)`` of a run started while its group is in the given priority."""
+        if self.legacy_maxtime_inversion:
+            high_priority = not high_priority
+        return self.hp_max_time if high_priority else self.lp_max_time
+
+    @property
+    def min_real(self) -> int:
+        """The floor for ``limits.real``: 2 x the longest maxtime (PHP's rule)."""
+        return 2 * max(self.hp_max_time, self.lp_max_time)
+
+
+@dataclass(frozen=True)
+class RunnerConfig:
+    """The whole validated configuration of the runner and chron services."""
+
+    groups: tuple[GroupConfig, ...]
+    limits: LimitsConfig
+    redis: RedisConfig
+    statsd: StatsdConfig | None
+    dispatcher: DispatcherConfig
+    timing: TimingConfig
+    source: str
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def enabled_groups(self) -> tuple[GroupConfig, ...]:
+        """The groups with runners, in file order: the PHP service's loops 0..n-1."""
+        return tuple(g for g in self.groups if g.enabled)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view for display; passwords are replaced by ``***``."""
+        return render.config_dict(self)
+
+    def summary(self) -> str:
+        """A readable multi-line summary (``mwjobs check-config``); no secrets."""
+        return render.summary(self)
