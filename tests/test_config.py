@@ -21,14 +21,18 @@ from mwjobs.config import (
     GroupConfig,
     HttpDispatcherConfig,
     LimitMap,
+    LimitsConfig,
     PythonDispatcherConfig,
+    RedisConfig,
     RunnerConfig,
     StatsdConfig,
     TimingConfig,
     load_config,
     parse_config,
+    schema,
     strip_comments,
 )
+from mwjobs.config.schema import Key, Kind
 from mwjobs.errors import ConfigError
 from mwjobs.queues.redis.endpoint import RedisEndpoint
 
@@ -856,6 +860,127 @@ def test_check_config_real_process(tmp_path: Path) -> None:
         f"{bad}: redis.aggregators is an empty list; "
         'list at least one Redis server, e.g. ["127.0.0.1:6379"]\n'
     )
+
+
+# --------------------------------------------------------------------------- the schema
+
+# The model class of each declared section (and form of the dispatcher).
+MODELS: dict[tuple[str, str | None], type[Any]] = {
+    ("groups.*", None): GroupConfig,
+    ("limits", None): LimitsConfig,
+    ("redis", None): RedisConfig,
+    ("dispatcher", "command"): CommandDispatcherConfig,
+    ("dispatcher", "http"): HttpDispatcherConfig,
+    ("dispatcher", "python"): PythonDispatcherConfig,
+    ("mwjobs.timing", None): TimingConfig,
+}
+# Model fields that are no key: a group's name is its key in "groups"; a command's
+# template is the string form or the "shell" command line.
+UNDECLARED_FIELDS = {"name", "template"}
+# The file's "shell" is a command line; the model keeps it as template, with shell=True.
+NOT_MIRRORED = {"dispatcher.shell"}
+SECTIONS = sorted({(k.parent, k.variant) for k in schema.KEYS if k.path != "dispatcher.kind"},
+                  key=lambda s: (s[0], s[1] or ""))  # fmt: skip
+LEAVES = [k for k in schema.KEYS if k.kind not in (Kind.OBJECT, Kind.NAMED)]
+
+
+def example_of(key: Key) -> Any:
+    value = key.default if key.example is None else key.example
+    return list(value) if isinstance(value, tuple) else value
+
+
+def doc_with(key: Key) -> dict[str, Any]:
+    """MINIMAL with ``key`` set to its example, among the keys it needs to be valid."""
+    doc = copy.deepcopy(MINIMAL)
+    variant = key.variant or (str(key.example) if key.path == "dispatcher.kind" else None)
+    if variant is not None:
+        disp = {k.name: example_of(k) for k in schema.children("dispatcher", variant)
+                if k.required and key.name not in ("shell",)}  # fmt: skip
+        disp["kind"] = variant
+        if key.only_with is not None:
+            disp[key.only_with[0]] = key.only_with[1]
+            if key.name not in ("secret", "secret_env"):
+                disp["secret_env"] = "MW_SECRET_KEY"
+        doc["dispatcher"] = disp
+    *parents, name = key.path.replace("*", "basic").split(".")
+    node = doc
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[name] = example_of(key)
+    return doc
+
+
+def outcome(doc: dict[str, Any]) -> RunnerConfig | str:
+    try:
+        return parse(json.dumps(doc))
+    except ConfigError as exc:
+        return str(exc)
+
+
+@pytest.mark.parametrize("key", LEAVES, ids=[f"{k.path}/{k.variant}" for k in LEAVES])
+def test_every_declared_key_loads_and_counts(key: Key) -> None:
+    """The loader accepts each declared key with its example, and reads it: a value other
+    than the default changes the outcome."""
+    doc = doc_with(key)
+    loaded = outcome(doc)
+    assert isinstance(loaded, RunnerConfig), loaded
+    if key.example is not None and not key.required:
+        *parents, name = key.path.replace("*", "basic").split(".")
+        node = doc
+        for part in parents:
+            node = node[part]
+        del node[name]
+        assert outcome(doc) != loaded
+
+
+@pytest.mark.parametrize(("parent", "variant"), SECTIONS)
+def test_each_object_accepts_exactly_its_declared_keys(parent: str, variant: str | None) -> None:
+    first = schema.children(parent, variant)[-1]
+    doc = doc_with(first)
+    node = doc
+    for part in parent.replace("*", "basic").split(".") if parent else ():
+        node = node[part]
+    node["zzzz_unknown"] = 1
+    message = error_of(json.dumps(doc))
+    path = f"{parent.replace('*', 'basic')}.zzzz_unknown".lstrip(".")
+    prefix = f"jobrunner.json: {path} is not a known key; remove it or use a known key: "
+    assert message.startswith(prefix), message
+    listed = re.findall(r'"([^"]+)"', message[len(prefix) :])
+    assert listed == list(schema.names(parent, variant))
+
+
+@pytest.mark.parametrize(("parent", "variant"), MODELS)
+def test_model_fields_are_the_declared_keys_with_their_defaults(
+    parent: str, variant: str | None
+) -> None:
+    fields = {f.name: f for f in dataclasses.fields(MODELS[parent, variant])}
+    keys = {k.attr: k for k in schema.children(parent, variant) if k.name != "kind"}
+    assert set(fields) - set(keys) <= UNDECLARED_FIELDS
+    assert set(keys) <= set(fields)
+    for attr, key in keys.items():
+        f = fields[attr]
+        assert f.repr is not key.secret, f"{key.path}: secrets stay out of repr()"
+        if key.required or key.path in NOT_MIRRORED:
+            continue
+        model_default = f.default_factory() if callable(f.default_factory) else f.default
+        declared = LimitMap({"*": key.default}) if key.per_type else key.default
+        assert model_default == declared, key.path
+
+
+def test_schema_lookups() -> None:
+    assert schema.names("") == (
+        "groups", "limits", "redis", "statsd", "dispatcher", "wrapper", "mwjobs"
+    )  # fmt: skip
+    assert schema.variants("dispatcher") == ("command", "http", "python")
+    assert schema.key("dispatcher.url", "http").required
+    assert schema.key("limits.claimTTL").attr == "claim_ttl"
+    assert schema.key("groups.*.low-priority").attr == "low_priority"
+    assert schema.key("limits.memory").item_example == "300M"
+    assert schema.default_of("mwjobs.timing.kill_grace", float) == 5.0
+    with pytest.raises(TypeError, match="is not a str"):
+        schema.default_of("mwjobs.timing.kill_grace", str)
+    with pytest.raises(KeyError, match="no config key"):
+        schema.key("limits.claimTtl")
 
 
 # --------------------------------------------------------------------------- layering

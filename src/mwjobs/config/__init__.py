@@ -15,9 +15,9 @@ Every error is a :class:`~mwjobs.errors.ConfigError` whose message names the fil
 path (``groups.basic.runners``), what was found and how to fix it. docs/configuration.md is
 the reference for every key.
 
-The modules: ``reading`` (file, comments, JSON syntax), ``values`` (checks of one value),
-``validate`` and ``dispatcher`` (the sections), ``model`` (the objects), ``render`` (what
-check-config shows), ``load`` (the entry points).
+The modules: ``schema`` (every key, declared once), ``reading`` (file, comments, JSON
+syntax), ``values`` (checks of one value), ``validate`` and ``dispatcher`` (the sections),
+``model`` (the objects), ``render`` (what check-config shows), ``load`` (the entry points).
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@ syntax refused), and the object forms ``command``, ``http`` and ``python``."""
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from pathlib import Path
@@ -16,17 +17,27 @@ from mwjobs.config.model import (
     HttpDispatcherConfig,
     PythonDispatcherConfig,
 )
-from mwjobs.config.values import Reader, key_path, shown, suggest
+from mwjobs.config.schema import children, names, variants
+from mwjobs.config.schema import key as declared
+from mwjobs.config.values import Reader, is_plain, key_path, shown, suggest
 
 __all__ = ["DispatcherReader"]
 
-_DISPATCHER_KEYS: dict[str, tuple[str, ...]] = {
-    "command": ("kind", "argv", "shell"),
-    "http": ("kind", "url", "timeout", "mode", "secret", "secret_env", "maxjobs"),
-    "python": (
-        "kind", "modules", "paths", "workers", "batch", "max_batches", "max_memory", "throttling"
-    ),
-}
+_KINDS = variants("dispatcher")
+_TEMPLATE = declared("dispatcher")
+_ARGV = declared("dispatcher.argv", "command")
+_SHELL_KEY = declared("dispatcher.shell", "command")
+_URL = declared("dispatcher.url", "http")
+_TIMEOUT = declared("dispatcher.timeout", "http")
+_MODE = declared("dispatcher.mode", "http")
+_SECRET = declared("dispatcher.secret", "http")
+_SECRET_ENV = declared("dispatcher.secret_env", "http")
+_MAXJOBS = declared("dispatcher.maxjobs", "http")
+_MODULES = declared("dispatcher.modules", "python")
+_PATHS = declared("dispatcher.paths", "python")
+_THROTTLING = declared("dispatcher.throttling", "python")
+# The python form's members of plain values (read as declared, when given).
+_PYTHON_PLAIN = tuple(k for k in children("dispatcher", "python") if k.variant and is_plain(k))
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _MODULE = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*\Z")
 _PLACEHOLDER = re.compile(r"%\(([^()\s]*)\)([A-Za-z]?)")
@@ -42,10 +53,6 @@ _SHELL = re.compile(
 )
 _DQ_EXPANSION = re.compile(r"(?<!\\)[$`]")
 
-_EXAMPLE_URL = (
-    "http://mw.example.org/rpc/RunJobs.php"
-    "?wiki=%(db)u&type=%(type)u&maxtime=%(maxtime)u&maxmem=%(maxmem)u"
-)
 _DISPATCHER_FIX = (
     'add "dispatcher": "php /srv/mediawiki/maintenance/runJobs.php --wiki=%(db)x '
     '--type=%(type)x --maxtime=%(maxtime)x --memory-limit=%(maxmem)x --result=json"'
@@ -85,13 +92,13 @@ class DispatcherReader:
             got = f"must be a command string or an object (got {shown(raw)})"
             raise self.r.fail("dispatcher", got, _DISPATCHER_FIX)
         kind = raw.get("kind")
-        if not isinstance(kind, str) or kind not in _DISPATCHER_KEYS:
+        if not isinstance(kind, str) or kind not in _KINDS:
             got = "is missing" if kind is None else f"is not a dispatcher kind (got {shown(kind)})"
-            fix = 'write "command", "http" or "python"'
+            fix = f"write {_either(_KINDS)}"
             if isinstance(kind, str):
-                fix = suggest(kind, _DISPATCHER_KEYS, "kind")
+                fix = suggest(kind, _KINDS, "kind")
             raise self.r.fail("dispatcher.kind", got, fix)
-        spec = self.r.obj(raw, "dispatcher", _DISPATCHER_KEYS[kind])
+        spec = self.r.obj(raw, "dispatcher", names("dispatcher", kind))
         if kind == "command":
             return self.command_argv(spec)
         if kind == "http":
@@ -100,7 +107,7 @@ class DispatcherReader:
 
     def command_template(self, template: str) -> CommandDispatcherConfig:
         """The original string form, split into argv as /bin/sh would have split it."""
-        self.r.string(template, "dispatcher", "php runJobs.php --wiki=%(db)x")
+        self.r.string_of(_TEMPLATE, template, "dispatcher")
         self.placeholders(template, "dispatcher", url=False)
         if bad := _shell_syntax(template):
             problem = f'uses the shell syntax "{bad}" but mwjobs runs it without a shell'
@@ -118,12 +125,12 @@ class DispatcherReader:
     def command_argv(self, spec: dict[str, Any]) -> CommandDispatcherConfig:
         if "shell" in spec:
             return self.command_shell(spec)
-        argv = self.r.strings(spec.get("argv"), "dispatcher.argv", "php")
+        argv = self.r.strings_of(_ARGV, spec.get("argv"), _ARGV.path)
         if not argv:
-            fix = 'list the program and its arguments, e.g. ["php", "runJobs.php"]'
-            raise self.r.fail("dispatcher.argv", "is missing or empty", fix)
+            fix = f"list the program and its arguments, e.g. {json.dumps(_ARGV.example)}"
+            raise self.r.fail(_ARGV.path, "is missing or empty", fix)
         for i, arg in enumerate(argv):
-            self.placeholders(arg, key_path("dispatcher.argv", i), url=False)
+            self.placeholders(arg, key_path(_ARGV.path, i), url=False)
         return CommandDispatcherConfig(argv)
 
     def command_shell(self, spec: dict[str, Any]) -> CommandDispatcherConfig:
@@ -131,10 +138,9 @@ class DispatcherReader:
         pipes or redirections. Values are quoted as PHP's ``escapeshellarg``."""
         if spec.get("argv") is not None:
             fix = 'keep "argv" (no shell) or "shell" (a /bin/sh command line), not both'
-            raise self.r.fail("dispatcher.shell", "is given together with argv", fix)
-        example = "php runJobs.php --wiki=%(db)x 2>&1"
-        template = self.r.string(spec["shell"], "dispatcher.shell", example)
-        self.placeholders(template, "dispatcher.shell", url=False)
+            raise self.r.fail(_SHELL_KEY.path, "is given together with argv", fix)
+        template = self.r.string_of(_SHELL_KEY, spec["shell"], _SHELL_KEY.path)
+        self.placeholders(template, _SHELL_KEY.path, url=False)
         return CommandDispatcherConfig((), template=template, shell=True)
 
     def placeholders(self, text: str, path: str, *, url: bool) -> None:
@@ -152,28 +158,33 @@ class DispatcherReader:
                 raise self.r.fail(path, f"uses {found} in a URL", fix)
 
     def http(self, spec: dict[str, Any]) -> HttpDispatcherConfig:
-        url = self.r.string(spec.get("url"), "dispatcher.url", _EXAMPLE_URL).strip()
+        url = self.r.string_of(_URL, spec.get("url"), _URL.path).strip()
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             got = f"is not an http(s) URL (got {shown(url)})"
-            raise self.r.fail("dispatcher.url", got, f'write e.g. "{_EXAMPLE_URL}"')
-        self.placeholders(url, "dispatcher.url", url=True)
+            raise self.r.fail(_URL.path, got, f'write e.g. "{_URL.example}"')
+        self.placeholders(url, _URL.path, url=True)
         raw = spec.get("timeout")
-        timeout = None
-        if raw is not None:
-            timeout = self.r.number(raw, "dispatcher.timeout", positive=True, example=300)
-        mode = spec.get("mode", "rpc")
-        if mode not in ("rpc", "special"):
+        timeout = None if raw is None else self.r.number_of(_TIMEOUT, raw, _TIMEOUT.path)
+        mode = spec.get("mode", _MODE.default)
+        if mode not in _MODE.choice_names:
             got = f"is not an HTTP mode (got {shown(mode)})"
             fix = 'write "rpc" (rpc/RunJobs.php) or "special" (signed Special:RunJobs)'
-            raise self.r.fail("dispatcher.mode", got, fix)
+            raise self.r.fail(_MODE.path, got, fix)
+        self.refuse_misplaced(spec, "http")
         if mode == "rpc":
-            for key in ("secret", "secret_env", "maxjobs"):
-                if spec.get(key) is not None:
-                    at, fix = key_path("dispatcher", key), 'remove it, or add "mode": "special"'
-                    raise self.r.fail(at, "is only used in mode special", fix)
             return HttpDispatcherConfig(url, timeout)
         return self.http_special(spec, url, timeout)
+
+    def refuse_misplaced(self, spec: dict[str, Any], kind: str) -> None:
+        """A key declared ``only_with`` a sibling's value is an error without it."""
+        for k in children("dispatcher", kind):
+            if k.only_with is None or spec.get(k.name) is None:
+                continue
+            name, value = k.only_with
+            if spec.get(name, declared(f"dispatcher.{name}", kind).default) != value:
+                fix = f'remove it, or add "{name}": "{value}"'
+                raise self.r.fail(k.path, f"is only used in {name} {value}", fix)
 
     def http_special(
         self, spec: dict[str, Any], url: str, timeout: float | None
@@ -185,47 +196,35 @@ class DispatcherReader:
             fix = 'give "secret_env": "MW_SECRET_KEY" (an environment variable) or "secret"'
             raise self.r.fail("dispatcher", "in mode special needs one of secret, secret_env", fix)
         if secret is not None:
-            secret = self.r.string(secret, "dispatcher.secret", "$wgSecretKey value")
+            secret = self.r.string_of(_SECRET, secret, _SECRET.path)
         if env is not None:
-            env = self.r.string(env, "dispatcher.secret_env", "MW_SECRET_KEY")
+            env = self.r.string_of(_SECRET_ENV, env, _SECRET_ENV.path)
             if not _ENV_NAME.match(env):
                 got = f"is not an environment variable name (got {shown(env)})"
-                raise self.r.fail("dispatcher.secret_env", got, 'write e.g. "MW_SECRET_KEY"')
+                fix = f'write e.g. "{_SECRET_ENV.example}"'
+                raise self.r.fail(_SECRET_ENV.path, got, fix)
         raw = spec.get("maxjobs")
-        maxjobs = 5000
+        maxjobs = HttpDispatcherConfig.maxjobs
         if raw is not None:
-            maxjobs = self.r.integer(raw, "dispatcher.maxjobs", minimum=1, example=5000)
+            maxjobs = self.r.int_of(_MAXJOBS, raw, _MAXJOBS.path)
         return HttpDispatcherConfig(url, timeout, "special", secret, env, maxjobs)
 
     def python(self, spec: dict[str, Any]) -> PythonDispatcherConfig:
-        modules = self.r.strings(spec.get("modules"), "dispatcher.modules", "myjobs.tasks")
+        modules = self.r.strings_of(_MODULES, spec.get("modules"), _MODULES.path)
         for i, module in enumerate(modules):
             if not _MODULE.match(module):
                 got = f"is not a module name (got {shown(module)})"
-                fix = 'write a dotted import name, e.g. "myjobs.tasks"'
-                raise self.r.fail(key_path("dispatcher.modules", i), got, fix)
-        paths = self.r.strings(spec.get("paths"), "dispatcher.paths", "/srv/jobs")
+                fix = f'write a dotted import name, e.g. "{_MODULES.item_example}"'
+                raise self.r.fail(key_path(_MODULES.path, i), got, fix)
+        paths = self.r.strings_of(_PATHS, spec.get("paths"), _PATHS.path)
         if self.base_dir is not None:  # relative to the config file, not the service's cwd
             paths = tuple(str(self.base_dir / p) for p in paths)
-        raw = spec.get("workers")
-        workers = None
-        if raw is not None:
-            workers = self.r.integer(raw, "dispatcher.workers", minimum=1, example=4)
-        defaults = PythonDispatcherConfig()
-        raw = spec.get("batch")
-        batch = defaults.batch
-        if raw is not None:
-            batch = self.r.integer(raw, "dispatcher.batch", minimum=1, example=10)
-        raw = spec.get("max_batches")
-        max_batches = defaults.max_batches
-        if raw is not None:
-            max_batches = self.r.integer(raw, "dispatcher.max_batches", minimum=1, example=1000)
-        raw = spec.get("max_memory")
-        max_memory = None if raw is None else self.r.memory(raw, "dispatcher.max_memory")
+        plain: dict[str, Any] = {}
+        for k in _PYTHON_PLAIN:
+            if (raw := spec.get(k.name)) is not None:
+                plain[k.attr] = self.r.read(k, raw, k.path)
         throttling = self.throttling(spec.get("throttling"))
-        return PythonDispatcherConfig(
-            modules, paths, workers, batch, max_batches, max_memory, throttling
-        )
+        return PythonDispatcherConfig(modules, paths, throttling=throttling, **plain)
 
     def throttling(self, raw: Any) -> tuple[tuple[str, float], ...]:
         """``{"htmlCacheUpdate": 15}``: job type -> work items per second (0: no limit)."""
@@ -233,9 +232,17 @@ class DispatcherReader:
             return ()
         if not isinstance(raw, dict):
             got = f"must be an object of job type -> rate (got {shown(raw)})"
-            raise self.r.fail("dispatcher.throttling", got, 'write e.g. {"htmlCacheUpdate": 15}')
+            fix = f"write e.g. {json.dumps(_THROTTLING.example)}"
+            raise self.r.fail(_THROTTLING.path, got, fix)
         rates: list[tuple[str, float]] = []
         for job_type, rate in raw.items():
-            path = key_path("dispatcher.throttling", job_type)
-            rates.append((job_type, self.r.number(rate, path, positive=False, example=15)))
+            path = key_path(_THROTTLING.path, job_type)
+            rates.append((job_type, self.r.number_of(_THROTTLING, rate, path)))
         return tuple(rates)
+
+
+def _either(options: tuple[str, ...]) -> str:
+    """``"a", "b" or "c"``."""
+    quoted = [f'"{o}"' for o in options]
+    return f"{', '.join(quoted[:-1])} or {quoted[-1]}" if len(quoted) > 1 else quoted[0]
+

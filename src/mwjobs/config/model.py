@@ -1,17 +1,19 @@
 """The validated configuration: typed, frozen objects that the services read.
 
 Nothing here reads a file or checks a value (:mod:`mwjobs.config.validate` does both);
-a :class:`RunnerConfig` is only ever built from a file that passed every check.
+a :class:`RunnerConfig` is only ever built from a file that passed every check. Defaults
+that a key declares come from its declaration (:mod:`mwjobs.config.schema`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, ClassVar, Generic, Literal, TypeAlias, TypeVar
 
 from mwjobs.config import render
+from mwjobs.config.schema import default_of
 from mwjobs.errors import ConfigError
 from mwjobs.queues.redis.endpoint import RedisEndpoint
 
@@ -61,20 +63,10 @@ class LimitMap(Generic[V]):
         return self.by_type.get(job_type, self.by_type["*"])
 
 
-def _claim_ttl_default() -> LimitMap[int]:
-    return LimitMap({"*": 3600})
-
-
-def _attempts_default() -> LimitMap[int]:
-    return LimitMap({"*": 3})
-
-
-def _real_default() -> LimitMap[int]:
-    return LimitMap({"*": 3600})
-
-
-def _memory_default() -> LimitMap[str]:
-    return LimitMap({"*": "300M"})
+def _per_type_default(path: str, kind: type[V]) -> Callable[[], LimitMap[V]]:
+    """A factory of the map ``{"*": <the declared default of path>}``."""
+    value = default_of(path, kind)
+    return lambda: LimitMap({"*": value})
 
 
 @dataclass(frozen=True)
@@ -82,10 +74,10 @@ class LimitsConfig:
     """``limits`` (spec §6.2). claimTTL and attempts are read by the chron; real and memory
     by the runner. Values are merged over the defaults per key, as PHP's ``+`` does."""
 
-    claim_ttl: LimitMap[int] = field(default_factory=_claim_ttl_default)
-    attempts: LimitMap[int] = field(default_factory=_attempts_default)
-    real: LimitMap[int] = field(default_factory=_real_default)
-    memory: LimitMap[str] = field(default_factory=_memory_default)
+    claim_ttl: LimitMap[int] = field(default_factory=_per_type_default("limits.claimTTL", int))
+    attempts: LimitMap[int] = field(default_factory=_per_type_default("limits.attempts", int))
+    real: LimitMap[int] = field(default_factory=_per_type_default("limits.real", int))
+    memory: LimitMap[str] = field(default_factory=_per_type_default("limits.memory", str))
 
     def claim_ttl_for(self, job_type: str) -> int:
         """Seconds a claimed job may stay claimed before the chron recycles it."""
@@ -172,10 +164,10 @@ class HttpDispatcherConfig:
     kind: ClassVar[Literal["http"]] = "http"
     url: str
     timeout: float | None = None
-    mode: HttpMode = "rpc"
+    mode: HttpMode = "rpc"  # a Literal: tests/test_config.py checks it against the schema
     secret: str | None = field(default=None, repr=False)
     secret_env: str | None = None
-    maxjobs: int = 5000
+    maxjobs: int = default_of("dispatcher.maxjobs", int, "http")
 
 
 @dataclass(frozen=True)
@@ -191,8 +183,8 @@ class PythonDispatcherConfig:
     modules: tuple[str, ...] = ()
     paths: tuple[str, ...] = ()
     workers: int | None = None
-    batch: int = 10
-    max_batches: int = 1000
+    batch: int = default_of("dispatcher.batch", int, "python")
+    max_batches: int = default_of("dispatcher.max_batches", int, "python")
     max_memory: str | None = None
     # $wgJobBackoffThrottling: (job type, work items per second) pairs, shared by the
     # workers of the host through the backoff file.
@@ -204,27 +196,33 @@ DispatcherConfig: TypeAlias = (
 )
 
 
+def _timing(name: str, kind: type[V]) -> V:
+    return default_of(f"mwjobs.timing.{name}", kind)
+
+
 @dataclass(frozen=True)
 class TimingConfig:
     """What the PHP service hard-codes; overridable under ``"mwjobs": {"timing": {...}}``.
+    Each field is the key of the same name; its meaning and default are declared in
+    :mod:`mwjobs.config.schema` (and listed in docs/configuration.md).
 
     ``legacy_maxtime_inversion=True`` replicates spec §14 item 2 (high-priority runs get
     ``lp_max_time``); the default gives each priority its own documented maxtime.
     """
 
-    hp_max_delay: int = 120  # longest stretch in low priority before high is looked at again
-    lp_max_delay: int = 600  # longest stretch in high priority before low gets a turn
-    hp_max_time: int = 30  # --maxtime of a high-priority run
-    lp_max_time: int = 60  # --maxtime of a low-priority run
-    aggregator_cache_ttl: float = 1.0  # seconds the runner reuses the ready-queue map
-    chron_period: float = 1.0  # seconds between chron passes
-    abandoned_retention: int = 7 * 86400  # seconds abandoned jobs are kept before pruning
-    pool_lock_ttl: int = 300  # seconds after which a chron pool lock counts as stale
-    chron_batch: int = 500  # jobs the chron script moves per queue per call
-    kill_grace: float = 5.0  # seconds between SIGTERM and SIGKILL for a timed-out run
-    legacy_maxtime_inversion: bool = False
-    stop_grace: float = 5.0  # seconds the runner's children get after SIGTERM at shutdown
-    wake_on_push: bool = True  # the runner reacts to mwjobs pushes at once (queues/redis/wake.py)
+    hp_max_delay: int = _timing("hp_max_delay", int)
+    lp_max_delay: int = _timing("lp_max_delay", int)
+    hp_max_time: int = _timing("hp_max_time", int)
+    lp_max_time: int = _timing("lp_max_time", int)
+    aggregator_cache_ttl: float = _timing("aggregator_cache_ttl", float)
+    chron_period: float = _timing("chron_period", float)
+    abandoned_retention: int = _timing("abandoned_retention", int)
+    pool_lock_ttl: int = _timing("pool_lock_ttl", int)
+    chron_batch: int = _timing("chron_batch", int)
+    kill_grace: float = _timing("kill_grace", float)
+    legacy_maxtime_inversion: bool = _timing("legacy_maxtime_inversion", bool)
+    stop_grace: float = _timing("stop_grace", float)
+    wake_on_push: bool = _timing("wake_on_push", bool)
 
     def maxtime_for(self, high_priority: bool) -> int:
         """The ``%(maxtime)`` of a run started while its group is in the given priority."""

@@ -1,15 +1,18 @@
 """What ``mwjobs check-config`` shows: :func:`config_dict` (``--json``) and :func:`summary`.
 
-Secrets never leave this module in clear: passwords and keys become ``***``, and a URL
-keeps its user but not its password.
+A section is rendered from its declared keys (:mod:`mwjobs.config.schema`): each key's
+model attribute, shown as its kind says. Secrets never leave this module in clear: a key
+declared ``secret`` becomes ``***``, and a URL keeps its user but not its password.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
+
+from mwjobs.config.schema import Key, Kind, children
 
 if TYPE_CHECKING:  # the model imports this module to render itself
     from mwjobs.config.model import DispatcherConfig, GroupConfig, RunnerConfig
@@ -24,57 +27,31 @@ def config_dict(cfg: RunnerConfig) -> dict[str, Any]:
     return {
         "source": cfg.source,
         "groups": [_group_dict(g) for g in cfg.groups],
-        "limits": {
-            "claimTTL": dict(cfg.limits.claim_ttl.by_type),
-            "attempts": dict(cfg.limits.attempts.by_type),
-            "real": dict(cfg.limits.real.by_type),
-            "memory": dict(cfg.limits.memory.by_type),
-        },
-        "redis": {
-            "aggregators": [e.display for e in cfg.redis.aggregators],
-            "queues": [e.display for e in cfg.redis.queues],
-            "password": None if cfg.redis.password is None else MASK,
-        },
+        "limits": section_dict("limits", cfg.limits),
+        "redis": section_dict("redis", cfg.redis),
         "statsd": None if cfg.statsd is None else cfg.statsd.display,
         "dispatcher": _dispatcher_dict(cfg.dispatcher),
-        "mwjobs": {"timing": dataclasses.asdict(cfg.timing)},
+        "mwjobs": {"timing": section_dict("mwjobs.timing", cfg.timing)},
         "warnings": list(cfg.warnings),
     }
 
 
-def _group_dict(group: GroupConfig) -> dict[str, Any]:
-    return {
-        "name": group.name,
-        "runners": group.runners,
-        "include": list(group.include),
-        "exclude": list(group.exclude),
-        "low-priority": list(group.low_priority),
-    }
+def section_dict(parent: str, obj: object, variant: str | None = None) -> dict[str, Any]:
+    """The members of the section at ``parent`` (in its ``variant``) that ``obj`` holds,
+    by key name, in declaration order."""
+    data: dict[str, Any] = {}
+    for key in children(parent, variant):
+        value = getattr(obj, key.attr)
+        if _shows(key, obj, value):
+            data[key.name] = shown_value(key, value)
+    return data
 
 
-def _dispatcher_dict(disp: DispatcherConfig) -> dict[str, Any]:
-    if disp.kind == "command":
-        data: dict[str, Any] = {"kind": disp.kind, "argv": list(disp.argv)}
-        data["template"] = disp.template
-        if disp.shell:
-            data["shell"] = True
-        return data
-    if disp.kind == "http":
-        data = {"kind": disp.kind, "url": mask_url(disp.url), "timeout": disp.timeout}
-        if disp.mode == "special":
-            data.update(mode=disp.mode, maxjobs=disp.maxjobs, secret_env=disp.secret_env)
-            data["secret"] = None if disp.secret is None else MASK
-        return data
-    return {
-        "kind": disp.kind,
-        "modules": list(disp.modules),
-        "paths": list(disp.paths),
-        "workers": disp.workers,
-        "batch": disp.batch,
-        "max_batches": disp.max_batches,
-        "max_memory": disp.max_memory,
-        "throttling": dict(disp.throttling),
-    }
+def _shows(key: Key, obj: object, value: object) -> bool:
+    if key.only_with is not None:  # e.g. a Special:RunJobs key while mode is rpc
+        name, needed = key.only_with
+        return bool(getattr(obj, name) == needed)
+    return key.shown_at_default or value != key.default
 
 
 def mask_url(url: str) -> str:
@@ -84,6 +61,44 @@ def mask_url(url: str) -> str:
         return url
     netloc = parts.netloc.replace(f":{parts.password}@", f":{MASK}@", 1)
     return parts._replace(netloc=netloc).geturl()
+
+
+# How values of some kinds are shown; the rest as they are (tuples as lists).
+_SHOW: dict[Kind, Callable[[Any], Any]] = {
+    Kind.SERVERS: lambda endpoints: [e.display for e in endpoints],
+    Kind.URL: mask_url,
+    Kind.RATES: dict,
+}
+
+
+def shown_value(key: Key, value: Any) -> Any:
+    """``value`` of ``key`` as check-config shows it: secrets masked, maps as objects."""
+    if value is None:
+        return None
+    if key.secret:
+        return MASK
+    if key.per_type:
+        return dict(value.by_type)
+    show = _SHOW.get(key.kind)
+    if show is not None:
+        return show(value)
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _group_dict(group: GroupConfig) -> dict[str, Any]:
+    return {"name": group.name, **section_dict("groups.*", group)}
+
+
+def _dispatcher_dict(disp: DispatcherConfig) -> dict[str, Any]:
+    if disp.kind == "command":
+        # Not from the declarations: the model keeps the file's "shell" command line as
+        # template (with shell=True) and also the template of the string form.
+        data: dict[str, Any] = {"kind": disp.kind, "argv": list(disp.argv)}
+        data["template"] = disp.template
+        if disp.shell:
+            data["shell"] = True
+        return data
+    return section_dict("dispatcher", disp, disp.kind)
 
 
 def summary(cfg: RunnerConfig) -> str:

@@ -2,15 +2,17 @@
 
 :class:`Builder` walks the document once, section by section, in a fixed order (so the
 first error reported does not depend on the order of the file), and collects warnings.
+Which keys each object accepts, their examples and bounds come from
+:mod:`mwjobs.config.schema`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from mwjobs.config.dispatcher import DispatcherReader
 from mwjobs.config.model import (
@@ -23,20 +25,21 @@ from mwjobs.config.model import (
     StatsdConfig,
     TimingConfig,
 )
+from mwjobs.config.schema import Key, children, key, names
 from mwjobs.config.values import Reader, key_path, shown
 from mwjobs.errors import ConfigError
 from mwjobs.queues.redis.endpoint import RedisEndpoint, parse_redis_endpoint
 
 __all__ = ["Builder"]
 
-V = TypeVar("V")
-
-_TOP_KEYS = ("groups", "limits", "redis", "statsd", "dispatcher", "wrapper", "mwjobs")
-_GROUP_KEYS = ("runners", "include", "exclude", "low-priority")
-_LIMIT_KEYS = ("claimTTL", "attempts", "real", "memory")
-_REDIS_KEYS = ("aggregators", "queues", "password")
-_TIMING_KEYS = tuple(f.name for f in dataclasses.fields(TimingConfig))
-_TIMING_MAY_BE_ZERO = frozenset({"aggregator_cache_ttl", "kill_grace", "stop_grace"})
+_RUNNERS = key("groups.*.runners")
+_INCLUDE = key("groups.*.include")
+_EXCLUDE = key("groups.*.exclude")
+_LOW_PRIORITY = key("groups.*.low-priority")
+_REDIS_PASSWORD = key("redis.password")
+_REDIS_AGGREGATORS = key("redis.aggregators")
+_REDIS_QUEUES = key("redis.queues")
+_STATSD_KEY = key("statsd")
 _STATSD = re.compile(
     r"\[(?P<v6>[^\]]+)\](?::(?P<v6port>\d+))?"  # [v6addr]:port
     r"|(?P<host>[^:\[\]\s]+)(?::(?P<port>\d+))?"  # host:port
@@ -56,11 +59,11 @@ class Builder(Reader):
                 f"{self.source}: the top level must be a JSON object (got {shown(doc)}); "
                 "wrap the settings in { }"
             )
-        top = self.obj(doc, "", _TOP_KEYS)
+        top = self.obj(doc, "", names(""))
         if "wrapper" in top:
             self.warn("wrapper", "is ignored (an old PHP service key); the dispatcher is used")
         ext = top.get("mwjobs")
-        ext = self.obj({} if ext is None else ext, "mwjobs", ("timing",))
+        ext = self.obj({} if ext is None else ext, "mwjobs", names("mwjobs"))
         timing = self.timing(ext.get("timing"))
         config = RunnerConfig(
             groups=self.groups(top.get("groups")),
@@ -86,24 +89,28 @@ class Builder(Reader):
         )
 
     def group(self, name: str, raw: Any, path: str) -> GroupConfig:
-        spec = self.obj(raw, path, _GROUP_KEYS)
+        spec = self.obj(raw, path, names("groups.*"))
         if not name.strip():
             raise self.fail(path, "has an empty name", 'give the group a name, e.g. "basic"')
         if "runners" not in spec:
-            raise self.fail(path, 'has no "runners"', 'add "runners": 5 (0 disables the group)')
+            fix = f'add "runners": {_RUNNERS.example} (0 disables the group)'
+            raise self.fail(path, 'has no "runners"', fix)
         group = GroupConfig(
             name=name,
-            runners=self.integer(spec["runners"], key_path(path, "runners"), minimum=0, example=5),
-            include=self.job_types(spec.get("include"), key_path(path, "include"), star=True),
-            exclude=self.job_types(spec.get("exclude"), key_path(path, "exclude")),
-            low_priority=self.job_types(spec.get("low-priority"), key_path(path, "low-priority")),
+            runners=self.int_of(_RUNNERS, spec["runners"], key_path(path, "runners")),
+            include=self.job_types(_INCLUDE, spec, path, star=True),
+            exclude=self.job_types(_EXCLUDE, spec, path),
+            low_priority=self.job_types(_LOW_PRIORITY, spec, path),
         )
         if group.enabled and not group.include and not group.low_priority:
             self.warn(path, 'includes no job types; add "include": ["*"] or a list of types')
         return group
 
-    def job_types(self, raw: Any, path: str, *, star: bool = False) -> tuple[str, ...]:
-        types = self.strings(raw, path, "refreshLinks")
+    def job_types(
+        self, of: Key, spec: dict[str, Any], group: str, *, star: bool = False
+    ) -> tuple[str, ...]:
+        path = key_path(group, of.name)
+        types = self.strings_of(of, spec.get(of.name), path)
         if "*" in types and not star:
             at = key_path(path, types.index("*"))
             raise self.fail(at, '"*" only has a meaning in "include"', "list job types by name")
@@ -112,34 +119,22 @@ class Builder(Reader):
     # -- limits
 
     def limits(self, raw: Any, timing: TimingConfig) -> LimitsConfig:
-        spec = self.obj({} if raw is None else raw, "limits", _LIMIT_KEYS)
-        return LimitsConfig(
-            claim_ttl=self.limit_map(spec.get("claimTTL"), "limits.claimTTL", 3600, self.seconds),
-            attempts=self.limit_map(spec.get("attempts"), "limits.attempts", 3, self.attempts),
-            real=self.real(spec.get("real"), timing),
-            memory=self.limit_map(spec.get("memory"), "limits.memory", "300M", self.memory),
-        )
+        spec = self.obj({} if raw is None else raw, "limits", names("limits"))
+        maps = {k.attr: self.limit_map(k, spec.get(k.name)) for k in children("limits")}
+        maps["real"] = self.raise_real(maps["real"], timing)
+        return LimitsConfig(**maps)
 
-    def limit_map(
-        self, raw: Any, path: str, default: V, read: Callable[[Any, str], V]
-    ) -> LimitMap[V]:
-        values: dict[str, V] = {"*": default}  # file values override per key, as PHP's `+`
-        for job_type, value in self.obj({} if raw is None else raw, path).items():
-            at = key_path(path, job_type)
+    def limit_map(self, of: Key, raw: Any) -> LimitMap[Any]:
+        values: dict[str, Any] = {"*": of.default}  # file values override per key, as PHP's `+`
+        for job_type, value in self.obj({} if raw is None else raw, of.path).items():
+            at = key_path(of.path, job_type)
             if not job_type.strip():
                 raise self.fail(at, "has an empty job type", 'use a job type name or "*"')
-            values[job_type] = read(value, at)
+            values[job_type] = self.read(of, value, at)
         return LimitMap(values)
 
-    def seconds(self, value: Any, path: str) -> int:
-        return self.integer(value, path, minimum=1, example=3600)
-
-    def attempts(self, value: Any, path: str) -> int:
-        return self.integer(value, path, minimum=1, example=3)
-
-    def real(self, raw: Any, timing: TimingConfig) -> LimitMap[int]:
+    def raise_real(self, real: LimitMap[int], timing: TimingConfig) -> LimitMap[int]:
         """PHP raises every real limit to 2 x the longest maxtime so a run can finish."""
-        real = self.limit_map(raw, "limits.real", 3600, self.seconds)
         floor = timing.min_real
         for job_type, value in real.by_type.items():
             if value < floor:
@@ -153,22 +148,23 @@ class Builder(Reader):
         if raw is None:
             fix = 'add "redis": {"aggregators": ["127.0.0.1:6379"], "queues": ["127.0.0.1:6379"]}'
             raise self.fail("redis", "is missing", fix)
-        spec = self.obj(raw, "redis", _REDIS_KEYS)
+        spec = self.obj(raw, "redis", names("redis"))
         password = spec.get("password")
         if password is not None:
-            password = self.string(password, "redis.password", "secret")
+            password = self.string_of(_REDIS_PASSWORD, password, _REDIS_PASSWORD.path)
         return RedisConfig(
-            aggregators=self.servers(spec.get("aggregators"), "redis.aggregators", password),
-            queues=self.servers(spec.get("queues"), "redis.queues", password),
+            aggregators=self.servers(_REDIS_AGGREGATORS, spec.get("aggregators"), password),
+            queues=self.servers(_REDIS_QUEUES, spec.get("queues"), password),
             password=password,
         )
 
-    def servers(self, raw: Any, path: str, password: str | None) -> tuple[RedisEndpoint, ...]:
+    def servers(self, of: Key, raw: Any, password: str | None) -> tuple[RedisEndpoint, ...]:
+        path, example = of.path, json.dumps(of.example)
         if raw is None:
-            raise self.fail(path, "is missing", f'add "{path[6:]}": ["127.0.0.1:6379"]')
-        texts = self.strings(raw, path, "127.0.0.1:6379")
+            raise self.fail(path, "is missing", f'add "{of.name}": {example}')
+        texts = self.strings_of(of, raw, path)
         if not texts:
-            fix = 'list at least one Redis server, e.g. ["127.0.0.1:6379"]'
+            fix = f"list at least one Redis server, e.g. {example}"
             raise self.fail(path, "is an empty list", fix)
         endpoints: list[RedisEndpoint] = []
         for i, text in enumerate(texts):
@@ -184,10 +180,10 @@ class Builder(Reader):
     def statsd(self, raw: Any) -> StatsdConfig | None:
         if raw is None:
             return None
-        text = self.string(raw, "statsd", "statsd.example.org:8125").strip()
+        text = self.string_of(_STATSD_KEY, raw, "statsd").strip()
         match = _STATSD.fullmatch(text)
         if match is None:
-            fix = 'write e.g. "statsd.example.org:8125" (IPv6: "[::1]:8125")'
+            fix = f'write e.g. "{_STATSD_KEY.example}" (IPv6: "[::1]:8125")'
             raise self.fail("statsd", f"is not host[:port] (got {shown(raw)})", fix)
         port_text = match.group("v6port") or match.group("port")
         port = int(port_text) if port_text else DEFAULT_STATSD_PORT
@@ -198,20 +194,7 @@ class Builder(Reader):
     # -- extensions
 
     def timing(self, raw: Any) -> TimingConfig:
-        spec = self.obj({} if raw is None else raw, "mwjobs.timing", _TIMING_KEYS)
-        defaults = TimingConfig()
-        values: dict[str, Any] = {}
-        for name, value in spec.items():
-            path = key_path("mwjobs.timing", name)
-            default = getattr(defaults, name)
-            if isinstance(default, bool):
-                values[name] = self.boolean(value, path)
-            elif isinstance(default, int):
-                values[name] = self.integer(value, path, minimum=1, example=default)
-            else:
-                zero_ok = name in _TIMING_MAY_BE_ZERO
-                values[name] = self.number(value, path, positive=not zero_ok, example=default)
-        timing = TimingConfig(**values)
+        timing = TimingConfig(**self.section("mwjobs.timing", raw))
         # The PHP service documents these orderings in comments; breaking them starves a
         # priority, which is legal but rarely meant.
         if timing.lp_max_time >= timing.hp_max_delay:

@@ -10,12 +10,14 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
+from mwjobs.config.schema import Key, Kind, names
+from mwjobs.config.schema import key as declared
 from mwjobs.errors import ConfigError
 
-__all__ = ["Reader", "key_path", "shown", "suggest"]
+__all__ = ["Reader", "is_plain", "key_path", "shown", "suggest"]
 
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*\Z")
 _INT_TEXT = re.compile(r"\s*[-+]?\d+\s*\Z")
@@ -149,3 +151,50 @@ class Reader:
             raise self.fail(path, f"is not a PHP memory size (got {shown(value)})", fix)
         return text
 
+    # -- by declaration
+
+    def read(self, key: Key, value: Any, path: str) -> Any:
+        """``value`` checked as ``key`` declares it (kinds with a fixed shape only)."""
+        check = _CHECKS.get(key.kind)
+        if check is None:
+            raise TypeError(f"config key {key.path}: {key.kind.name} has no generic check")
+        return check(self, key, value, path)
+
+    def int_of(self, key: Key, value: Any, path: str) -> int:
+        return self.integer(value, path, minimum=key.minimum, example=key.item_example)
+
+    def number_of(self, key: Key, value: Any, path: str) -> float:
+        return self.number(value, path, positive=not key.zero_ok, example=key.item_example)
+
+    def string_of(self, key: Key, value: Any, path: str) -> str:
+        return self.string(value, path, key.item_example)
+
+    def strings_of(self, key: Key, value: Any, path: str) -> tuple[str, ...]:
+        return self.strings(value, path, key.item_example)
+
+    def section(self, parent: str, raw: Any) -> dict[str, Any]:
+        """The members of a section of plain values that the file gives, as model
+        attribute -> value (``null`` for the whole section: none)."""
+        spec = self.obj({} if raw is None else raw, parent, names(parent))
+        values: dict[str, Any] = {}
+        for name, value in spec.items():
+            key = declared(f"{parent}.{name}")
+            values[key.attr] = self.read(key, value, key_path(parent, name))
+        return values
+
+
+def is_plain(key: Key) -> bool:
+    """Whether :meth:`Reader.read` can check ``key``'s values (its kind has a fixed shape)."""
+    return key.kind in _CHECKS
+
+
+_CHECKS: dict[Kind, Callable[[Reader, Key, Any, str], Any]] = {
+    Kind.INT: Reader.int_of,
+    Kind.SECONDS: Reader.int_of,
+    Kind.DURATION: Reader.number_of,
+    Kind.BOOL: lambda r, _key, value, path: r.boolean(value, path),
+    Kind.MEMORY: lambda r, _key, value, path: r.memory(value, path),
+    Kind.STRING: Reader.string_of,
+    Kind.JOB_TYPES: Reader.strings_of,
+    Kind.STRINGS: Reader.strings_of,
+}
