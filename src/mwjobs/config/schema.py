@@ -298,7 +298,7 @@ KEYS: tuple[Key, ...] = (
             ),
             (
                 "python",
-                'Jobs run in persistent Python worker processes. See "Python workers" below.',
+                "Jobs run in persistent Python worker processes.",
             ),
         ),
     ),
