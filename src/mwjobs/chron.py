@@ -331,8 +331,8 @@ def build_chron(
     def count_redis_error(_server: str) -> None:
         metrics.incr(f"redis-error.{name}")
 
-    failover = RedisFailover(config.redis.aggregators, on_error=count_redis_error)
-    partitions = {e.display: RedisBackend(e, clock=clock) for e in config.redis.queues}
+    failover = RedisFailover(config.require_redis().aggregators, on_error=count_redis_error)
+    partitions = {e.display: RedisBackend(e, clock=clock) for e in config.require_redis().queues}
     aggregator = ReadyQueueMap(
         RedisReadyMapStore(failover), cache_ttl=config.timing.aggregator_cache_ttl
     )

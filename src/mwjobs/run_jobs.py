@@ -216,8 +216,8 @@ def _backend(redis_url: str | None, config: RunnerConfig | None) -> QueueBackend
             return RedisBackend(redis_url)
         except ValueError as exc:
             raise ConfigError(f"--redis {redis_url!r}: {exc}") from None
-    if config is not None and config.redis.queues:
-        return RedisBackend(config.redis.queues[0])
+    if config is not None and config.require_redis().queues:
+        return RedisBackend(config.require_redis().queues[0])
     raise ConfigError(
         "no queue server: give --redis redis://host:port/db, or --config-file with redis.queues"
     )

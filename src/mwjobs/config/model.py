@@ -254,6 +254,17 @@ class RunnerConfig:
         """The groups with runners, in file order: the PHP service's loops 0..n-1."""
         return tuple(g for g in self.groups if g.enabled)
 
+    def require_redis(self) -> RedisConfig:
+        """The file's ``redis`` section, for the code that still reads Redis servers from
+        it rather than :attr:`queues`; a ConfigError naming the file when it has none."""
+        if self.redis is None:
+            raise ConfigError(
+                f"{self.source}: this command still reads the Redis servers from \"redis\", "
+                "and the file gives none; write them as \"redis\": {\"aggregators\": [...], "
+                "\"queues\": [...]} instead of \"mwjobs\": {\"queues\": ...}"
+            )
+        return self.redis
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view for display; passwords are replaced by ``***``."""
         return render.config_dict(self)

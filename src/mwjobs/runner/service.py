@@ -103,7 +103,7 @@ class RedisReadySource:
     """The map on the config's aggregator servers (first reachable one)."""
 
     def __init__(self, config: RunnerConfig, on_error: Callable[[str], None]) -> None:
-        self.failover = RedisFailover(config.redis.aggregators, on_error=on_error)
+        self.failover = RedisFailover(config.require_redis().aggregators, on_error=on_error)
         # No cache here: the runner keeps its own copy per period (it must know when the
         # copy is new, to end the "lay off" of emptied queues, spec §6.7).
         self.map = ReadyQueueMap(RedisReadyMapStore(self.failover), cache_ttl=0.0)
@@ -693,7 +693,7 @@ class Runner:
         ``LISTEN_RETRY`` seconds later."""
         if not (self._own_ready and self.config.timing.wake_on_push) or now < self._listen_at:
             return
-        for endpoint in self.config.redis.queues:
+        for endpoint in self.config.require_redis().queues:
             if endpoint in self._listeners:
                 continue
             listener = PushListener(endpoint)

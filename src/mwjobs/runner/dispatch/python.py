@@ -261,7 +261,7 @@ class PythonDispatcher(Dispatcher):
         disp = config.dispatcher
         assert isinstance(disp, PythonDispatcherConfig)
         slots = sum(group.runners for group in config.enabled_groups)
-        return cls(disp, config.redis.queues[0], disp.workers or slots, env=env,
+        return cls(disp, config.require_redis().queues[0], disp.workers or slots, env=env,
                    statsd=config.statsd)  # fmt: skip
 
     def __repr__(self) -> str:
