@@ -23,6 +23,7 @@ from mwjobs.config import (
     LimitMap,
     LimitsConfig,
     PythonDispatcherConfig,
+    QueuesConfig,
     RedisConfig,
     RunnerConfig,
     StatsdConfig,
@@ -35,6 +36,7 @@ from mwjobs.config import (
 from mwjobs.config.docs import REGENERATE, render_docs
 from mwjobs.config.schema import Key, Kind
 from mwjobs.errors import ConfigError
+from mwjobs.queues.backends import BackendLocation
 from mwjobs.queues.redis.endpoint import RedisEndpoint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -147,6 +149,7 @@ def test_spec_sample_loads_to_the_expected_objects() -> None:
     assert dict(cfg.limits.real.by_type) == {"*": 300, "webVideoTranscode": 86400}
     assert dict(cfg.limits.memory.by_type) == {"*": "300M"}
 
+    assert cfg.redis is not None  # the file has a redis section
     assert cfg.redis.aggregators == (
         RedisEndpoint("rdb1001.eqiad.wmnet", 6379, password="XXXXX"),
         RedisEndpoint("rdb1003.eqiad.wmnet", 6379, password="XXXXX"),
@@ -205,6 +208,7 @@ def test_php_cuts_urls_in_strings_but_we_keep_them() -> None:
         "?wiki=%(db)u&type=%(type)u&maxtime=%(maxtime)u&maxmem=%(maxmem)u"
     )
     assert cfg.dispatcher.timeout == 300.0
+    assert cfg.redis is not None  # the file has a redis section
     assert cfg.redis.aggregators == (RedisEndpoint("127.0.0.1", 6379, db=0),)
 
 
@@ -221,6 +225,7 @@ def test_double_slash_inside_strings_is_data() -> None:
     cfg = parse(text)
     assert cfg.groups[0].name == "a//b"
     assert cfg.groups[0].include == ("x//y",)
+    assert cfg.redis is not None  # the file has a redis section
     assert cfg.redis.password == 'pa//ss"//'
     assert cfg.redis.aggregators[0] == RedisEndpoint("h1", 6379, db=2, password='pa//ss"//')
     assert cfg.redis.queues[0].tls is True
@@ -286,6 +291,7 @@ def test_defaults() -> None:
     assert cfg.limits.real == LimitMap({"*": 3600})
     assert cfg.limits.memory == LimitMap({"*": "300M"})
     assert cfg.statsd is None
+    assert cfg.redis is not None  # the file has a redis section
     assert cfg.redis.password is None
     assert cfg.groups == (GroupConfig("basic", 2, include=("*",)),)
     assert cfg.timing == TimingConfig(
@@ -668,6 +674,7 @@ def test_to_dict_masks_secrets() -> None:
         "url": "https://bot:***@mw/rpc?w=%(db)u",
         "timeout": None,
     }
+    assert cfg.redis is not None  # the file has a redis section
     assert cfg.redis.queues[0].password == "urlpass"  # the object itself keeps it for use
     assert "s3cret" not in repr(cfg)
 
@@ -885,6 +892,148 @@ def test_check_config_real_process(tmp_path: Path) -> None:
     )
 
 
+# --------------------------------------------------------------------------- where the queues are
+
+
+def with_queues(queues: Any) -> str:
+    """MINIMAL with ``"mwjobs": {"queues": queues}`` instead of its redis section."""
+    return variant(("redis", DELETE), ("mwjobs/queues", queues))
+
+
+def test_redis_section_maps_onto_queues() -> None:
+    cfg = parse(SPEC_SAMPLE)
+    assert cfg.queues == QueuesConfig(
+        partitions=(
+            BackendLocation("redis://rdb1001.eqiad.wmnet:6379/0", "XXXXX"),
+            BackendLocation("redis://rdb1003.eqiad.wmnet:6379/0", "XXXXX"),
+        ),
+        aggregators=(
+            BackendLocation("redis://rdb1001.eqiad.wmnet:6379/0", "XXXXX"),
+            BackendLocation("redis://rdb1003.eqiad.wmnet:6379/0", "XXXXX"),
+        ),
+    )
+    # A URL's own password wins over redis.password (as for the endpoints); forms that
+    # are no URL become one.
+    servers = ["redis://u:urlpass@q1:6380/3", "/run/redis.sock", "[::1]:6390", "rediss://h"]
+    cfg = parse(variant(("redis/password", "s3cret"), ("redis/queues", servers)))
+    assert cfg.queues.partitions == (
+        BackendLocation("redis://u@q1:6380/3", "urlpass"),
+        BackendLocation("unix:///run/redis.sock", "s3cret"),
+        BackendLocation("redis://[::1]:6390/0", "s3cret"),
+        BackendLocation("rediss://h:6379/0", "s3cret"),
+    )
+    assert cfg.queues.aggregators == (BackendLocation("redis://127.0.0.1:6379/0", "s3cret"),)
+    assert cfg.redis is not None
+
+
+def test_mwjobs_queues_form() -> None:
+    queues = {
+        "partitions": [
+            "redis://127.0.0.1:6379/0",
+            "rediss://:pw@h2:6380/1",
+            "unix:///run/redis.sock?db=2",
+            "memory://tests",
+            "memory://u:mempass@other",
+        ],
+        "aggregators": ["redis://127.0.0.1:6379"],
+    }
+    cfg = parse(with_queues(queues))
+    assert cfg.redis is None
+    assert cfg.queues.partitions == (
+        BackendLocation("redis://127.0.0.1:6379/0"),
+        BackendLocation("rediss://h2:6380/1", "pw"),
+        BackendLocation("unix:///run/redis.sock?db=2"),
+        BackendLocation("memory://tests"),
+        BackendLocation("memory://u@other", "mempass"),
+    )
+    assert cfg.queues.aggregators == (BackendLocation("redis://127.0.0.1:6379/0"),)
+    only = parse(with_queues({"partitions": ["memory://x"], "aggregators": None}))
+    assert only.queues == QueuesConfig((BackendLocation("memory://x"),), ())
+    with pytest.raises(ConfigError, match='still reads the Redis servers from "redis"'):
+        only.require_redis()
+
+
+def test_queue_passwords_are_masked_everywhere(tmp_path: Path) -> None:
+    queues = {"partitions": ["redis://:pw1secret@h1:6379/0", "memory://u:pw2secret@m"],
+              "aggregators": ["rediss://user:pw3secret@h3:6380/2"]}  # fmt: skip
+    cfg = parse(with_queues(queues))
+    data = cfg.to_dict()
+    assert data["redis"] is None
+    assert data["queues"] == {
+        "partitions": [
+            {"url": "redis://h1:6379/0", "password": "***"},
+            {"url": "memory://u@m", "password": "***"},
+        ],
+        "aggregators": [{"url": "rediss://user@h3:6380/2", "password": "***"}],
+    }
+    summary = cfg.summary().splitlines()
+    assert "queues (from mwjobs.queues):" in summary
+    assert "  partitions: redis://h1:6379/0 (password ***), memory://u@m (password ***)" in summary
+    assert not any(line.startswith("redis:") for line in summary)
+    path = tmp_path / "jobrunner.json"
+    path.write_text(with_queues(queues))
+    shown = CliRunner().invoke(cli, ["check-config", str(path)]).stdout
+    shown += CliRunner().invoke(cli, ["check-config", "--json", str(path)]).stdout
+    for secret in ("pw1secret", "pw2secret", "pw3secret"):
+        assert secret not in json.dumps(data) + cfg.summary() + repr(cfg) + shown
+
+
+def test_check_config_shows_where_the_queues_are() -> None:
+    cfg = parse(SPEC_SAMPLE)
+    lines = cfg.summary().splitlines()
+    at = lines.index("queues (from redis):")
+    assert lines[at + 1] == (
+        "  partitions: redis://rdb1001.eqiad.wmnet:6379/0 (password ***), "
+        "redis://rdb1003.eqiad.wmnet:6379/0 (password ***)"
+    )
+    assert lines[at + 3] == "redis:"
+    assert parse(variant()).to_dict()["queues"] == {
+        "partitions": [{"url": "redis://127.0.0.1:6379/0", "password": None}],
+        "aggregators": [{"url": "redis://127.0.0.1:6379/0", "password": None}],
+    }
+
+
+QUEUE_ERRORS: list[tuple[str, str, list[str]]] = [
+    ("neither", variant(("redis", DELETE)),
+     ['jobrunner.json: redis is missing; add "redis": {"aggregators": ["127.0.0.1:6379"], '
+      '"queues": ["127.0.0.1:6379"]}, or "mwjobs": {"queues": {"partitions": '
+      '["redis://127.0.0.1:6379/0"]}}']),
+    ("both", variant(("mwjobs/queues", {"partitions": ["redis://h"]})),
+     ["jobrunner.json: mwjobs.queues is given together with redis; keep one of them"]),
+    ("unknown-scheme", with_queues({"partitions": ["ftp://u:hunter2@h/x"]}),
+     ['mwjobs.queues.partitions[0] is not a queue backend URL (got "ftp://u:***@h/x"); '
+      "use one of memory://, redis://, rediss://, unix://"]),
+    ("no-scheme", with_queues({"partitions": ["127.0.0.1:6379"]}),
+     ['mwjobs.queues.partitions[0] is not a queue backend URL (got "127.0.0.1:6379")',
+      'e.g. "redis://127.0.0.1:6379/0"']),
+    ("bad-redis-url", with_queues({"partitions": ["redis://:hunter2@h:99999/0"]}),
+     ["jobrunner.json: mwjobs.queues.partitions[0]: bad Redis server", "1 to 65535"]),
+    ("repeated", with_queues({"partitions": ["redis://h", "redis://h:6379/0"]}),
+     ["mwjobs.queues.partitions[1] repeats redis://h:6379/0; list each once"]),
+    ("partitions-missing", with_queues({"aggregators": ["redis://h"]}),
+     ['mwjobs.queues.partitions is missing; add "partitions": ["redis://127.0.0.1:6379/0"]']),
+    ("partitions-empty", with_queues({"partitions": []}),
+     ["mwjobs.queues.partitions is an empty list; list at least one queue backend URL"]),
+    ("partitions-string", with_queues({"partitions": "redis://h"}),
+     ['mwjobs.queues.partitions must be a list (got "redis://h")']),
+    ("queues-unknown", with_queues({"partitions": ["redis://h"], "aggregator": []}),
+     ['mwjobs.queues.aggregator is not a known key; did you mean "aggregators"?']),
+    ("aggregators-number", with_queues({"partitions": ["redis://h"], "aggregators": [1]}),
+     ["mwjobs.queues.aggregators[0] must be a string (got 1)"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("text", "fragments"), [case[1:] for case in QUEUE_ERRORS], ids=[c[0] for c in QUEUE_ERRORS]
+)
+def test_queue_errors(text: str, fragments: list[str]) -> None:
+    message = error_of(text)
+    assert message.startswith("jobrunner.json: ")
+    for fragment in fragments:
+        assert fragment in message
+    assert "hunter2" not in message  # the password in some of the URLs
+
+
 # --------------------------------------------------------------------------- the schema
 
 # The model class of each declared section (and form of the dispatcher).
@@ -896,6 +1045,7 @@ MODELS: dict[tuple[str, str | None], type[Any]] = {
     ("dispatcher", "http"): HttpDispatcherConfig,
     ("dispatcher", "python"): PythonDispatcherConfig,
     ("mwjobs.timing", None): TimingConfig,
+    ("mwjobs.queues", None): QueuesConfig,
 }
 # Model fields that are no key: a group's name is its key in "groups"; a command's
 # template is the string form or the "shell" command line.
@@ -925,6 +1075,9 @@ def doc_with(key: Key) -> dict[str, Any]:
             if key.name not in ("secret", "secret_env"):
                 disp["secret_env"] = "MW_SECRET_KEY"
         doc["dispatcher"] = disp
+    if key.path.startswith("mwjobs.queues."):  # instead of redis, never with it
+        del doc["redis"]
+        doc["mwjobs"] = {"queues": {"partitions": ["redis://127.0.0.1:6379/0"]}}
     *parents, name = key.path.replace("*", "basic").split(".")
     node = doc
     for part in parents:

@@ -10,6 +10,8 @@ which the PHP service ignores or never sees:
   ``{"kind": "command" | "http" | "python", ...}``.
 * ``"mwjobs": {"timing": {...}}`` overrides what the PHP service hard-codes
   (:class:`TimingConfig`).
+* ``"mwjobs": {"queues": {...}}`` says where the queues are with backend URLs, instead of
+  ``redis``; either way :attr:`RunnerConfig.queues` holds them (:class:`QueuesConfig`).
 
 Every error is a :class:`~mwjobs.errors.ConfigError` whose message names the file, the key
 path (``groups.basic.runners``), what was found and how to fix it. docs/configuration.md is
@@ -32,6 +34,7 @@ from mwjobs.config.model import (
     LimitMap,
     LimitsConfig,
     PythonDispatcherConfig,
+    QueuesConfig,
     RedisConfig,
     RunnerConfig,
     StatsdConfig,
@@ -48,6 +51,7 @@ __all__ = [
     "LimitMap",
     "LimitsConfig",
     "PythonDispatcherConfig",
+    "QueuesConfig",
     "RedisConfig",
     "RunnerConfig",
     "StatsdConfig",

@@ -181,6 +181,19 @@ and `%(maxmem)`. Each one ends in `x` or `u`:
 
 An unknown name (`%(wiki)x`), a missing or wrong ending (`%(db)s`), or `x` inside a URL is an
 error. The PHP service silently left such text as it was.""",
+    "mwjobs.queues": """\
+The scheme of a URL picks the backend: `redis://[user@]host:port/db`, `rediss://…` (TLS) and
+`unix:///path/to.sock?db=N` are Redis servers (with MediaWiki's `JobQueueRedis` layout, as in
+`redis`), `memory://NAME` keeps the jobs in the process (tests, embedded use). Another scheme is
+an error that lists the known ones. A password written in a URL (`redis://:secret@host:6379/0`)
+is taken out of the URL: the URL is shown and logged as it is, and check-config shows the
+password as `"***"`.
+
+A file with `redis` means the same as this section with one `redis://` URL per server:
+`config.queues` is set either way (`config.redis` is `None` with this form). For now the
+runner, the chron and run-jobs still read the Redis servers from `redis`: with only
+`mwjobs.queues` they stop at start with a message saying so, while check-config accepts the
+file.""",
     "mwjobs.timing": """\
 The PHP source says that `lp_max_time` should be lower than `hp_max_delay`, and
 `hp_max_time` lower than `lp_max_delay`. The check warns when they are not.""",
@@ -290,6 +303,8 @@ config = load_config("/etc/jobrunner/jobrunner.json")   # raises mwjobs.errors.C
 for group in config.enabled_groups: ...                  # GroupConfig, file order
 config.limits.claim_ttl_for("refreshLinks")              # 3600
 config.timing.maxtime_for(high_priority=True)            # 30 (60 with the legacy inversion)
+config.queues.partitions                                 # BackendLocation(url, password), ...
+config.redis                                             # RedisConfig, None with mwjobs.queues
 config.dispatcher                                        # DispatcherConfig: a Command-,
                                                          # Http- or PythonDispatcherConfig
 config.to_dict()                                         # for display; passwords are "***"
@@ -356,6 +371,8 @@ def _presence(of: Key) -> str:
         return "ignored"
     if of.required:
         return "required"
+    if of.alternative:
+        return f"required unless `{of.alternative}` is given"
     return f"optional, default: {of.default_doc}" if of.default_doc else "optional"
 
 

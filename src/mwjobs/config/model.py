@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Generic, Literal, TypeAlias, TypeVar
 from mwjobs.config import render
 from mwjobs.config.schema import default_of
 from mwjobs.errors import ConfigError
+from mwjobs.queues.backends import BackendLocation
 from mwjobs.queues.redis.endpoint import RedisEndpoint
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "LimitMap",
     "LimitsConfig",
     "PythonDispatcherConfig",
+    "QueuesConfig",
     "RedisConfig",
     "RunnerConfig",
     "StatsdConfig",
@@ -112,8 +114,21 @@ class GroupConfig:
 
 
 @dataclass(frozen=True)
+class QueuesConfig:
+    """Where the queues live, whatever the backend (from ``mwjobs.queues``, or mapped from
+    ``redis``). A location's password travels apart from its URL, which can be shown."""
+
+    # Where jobs are: the chron walks each; run-jobs and the python workers use the first.
+    partitions: tuple[BackendLocation, ...]
+    # Where the ready-queue map and the chron pool lock are (first reachable); may be
+    # empty for a backend that needs none.
+    aggregators: tuple[BackendLocation, ...] = ()
+
+
+@dataclass(frozen=True)
 class RedisConfig:
-    """``redis``: aggregator servers (ready-queue map, chron locks) and queue partitions."""
+    """``redis``: aggregator servers (ready-queue map, chron locks) and queue partitions,
+    as the file gave them (:class:`QueuesConfig` is what they mean)."""
 
     aggregators: tuple[RedisEndpoint, ...]
     queues: tuple[RedisEndpoint, ...]
@@ -242,7 +257,8 @@ class RunnerConfig:
 
     groups: tuple[GroupConfig, ...]
     limits: LimitsConfig
-    redis: RedisConfig
+    queues: QueuesConfig
+    redis: RedisConfig | None  # None when the file gave mwjobs.queues instead
     statsd: StatsdConfig | None
     dispatcher: DispatcherConfig
     timing: TimingConfig

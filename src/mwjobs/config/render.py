@@ -28,7 +28,8 @@ def config_dict(cfg: RunnerConfig) -> dict[str, Any]:
         "source": cfg.source,
         "groups": [_group_dict(g) for g in cfg.groups],
         "limits": section_dict("limits", cfg.limits),
-        "redis": section_dict("redis", cfg.redis),
+        "queues": section_dict("mwjobs.queues", cfg.queues),
+        "redis": None if cfg.redis is None else section_dict("redis", cfg.redis),
         "statsd": None if cfg.statsd is None else cfg.statsd.display,
         "dispatcher": _dispatcher_dict(cfg.dispatcher),
         "mwjobs": {"timing": section_dict("mwjobs.timing", cfg.timing)},
@@ -66,6 +67,9 @@ def mask_url(url: str) -> str:
 # How values of some kinds are shown; the rest as they are (tuples as lists).
 _SHOW: dict[Kind, Callable[[Any], Any]] = {
     Kind.SERVERS: lambda endpoints: [e.display for e in endpoints],
+    Kind.LOCATIONS: lambda places: [
+        {"url": p.url, "password": None if p.password is None else MASK} for p in places
+    ],
     Kind.URL: mask_url,
     Kind.RATES: dict,
 }
@@ -111,26 +115,13 @@ def _summary_lines(cfg: RunnerConfig) -> list[str]:
     enabled = len(cfg.enabled_groups)
     lines = [f"{cfg.source}: OK", f"groups: {enabled} enabled of {len(cfg.groups)}"]
     for g in cfg.groups:
-        state = f"{g.runners} runner(s)" if g.enabled else "disabled (runners: 0)"
-        lines.append(f"  {g.name}: {state}")
-        for label, types in (("include", g.include), ("exclude", g.exclude)):
-            if types:
-                lines.append(f"    {label}: {', '.join(types)}")
-        if g.low_priority:
-            lines.append(f"    low-priority: {', '.join(g.low_priority)}")
+        lines += _group_lines(g)
     lines.append("limits:")
     for key, values in data["limits"].items():
         shown = ", ".join(f"{t}={v}" for t, v in values.items())
         lines.append(f"  {key}: {shown}")
-    redis = data["redis"]
-    lines += [
-        "redis:",
-        f"  aggregators: {', '.join(redis['aggregators'])}",
-        f"  queues: {', '.join(redis['queues'])}",
-        f"  password: {'set (hidden)' if redis['password'] else 'none'}",
-        f"statsd: {data['statsd'] or 'off'}",
-        f"dispatcher: {cfg.dispatcher.kind}",
-    ]
+    lines += _queue_lines(cfg, data)
+    lines += [f"statsd: {data['statsd'] or 'off'}", f"dispatcher: {cfg.dispatcher.kind}"]
     for key, value in data["dispatcher"].items():
         if key != "kind" and value not in (None, []):
             shown = json.dumps(value) if isinstance(value, list) else str(value)
@@ -139,3 +130,36 @@ def _summary_lines(cfg: RunnerConfig) -> list[str]:
     lines.append(f"timing: {timing}")
     lines += [f"warning: {w}" for w in cfg.warnings]
     return lines
+
+
+def _group_lines(g: GroupConfig) -> list[str]:
+    state = f"{g.runners} runner(s)" if g.enabled else "disabled (runners: 0)"
+    lines = [f"  {g.name}: {state}"]
+    for label, types in (("include", g.include), ("exclude", g.exclude)):
+        if types:
+            lines.append(f"    {label}: {', '.join(types)}")
+    if g.low_priority:
+        lines.append(f"    low-priority: {', '.join(g.low_priority)}")
+    return lines
+
+
+def _queue_lines(cfg: RunnerConfig, data: dict[str, Any]) -> list[str]:
+    """The queues section, then the redis section it came from, if it did."""
+    origin = "redis" if cfg.redis is not None else "mwjobs.queues"
+    lines = [f"queues (from {origin}):"]
+    for key, places in data["queues"].items():
+        shown = ", ".join(_place(p) for p in places) or "none"
+        lines.append(f"  {key}: {shown}")
+    redis = data["redis"]
+    if redis is not None:
+        lines += [
+            "redis:",
+            f"  aggregators: {', '.join(redis['aggregators'])}",
+            f"  queues: {', '.join(redis['queues'])}",
+            f"  password: {'set (hidden)' if redis['password'] else 'none'}",
+        ]
+    return lines
+
+
+def _place(place: dict[str, Any]) -> str:
+    return f"{place['url']} (password {MASK})" if place["password"] else str(place["url"])

@@ -54,6 +54,7 @@ class Kind(enum.Enum):
     PATHS = "list of directories"
     SERVERS = "non-empty list of servers"
     URL = "http(s) URL with placeholders"
+    LOCATIONS = "list of queue backend URLs"
     RATES = "object: job type → work items per second ≥ 0"
     HOST_PORT = "`host[:port]` string"
     COMMAND = "command string or object"
@@ -80,6 +81,7 @@ class Key:
     entry. ``example`` is a value as written in the file (by default the default); error
     messages quote one item of it. ``only_with`` names a sibling key and the value it needs
     (``("mode", "special")``). ``choices`` pairs each accepted value with its meaning.
+    ``alternative`` names a key the file may give instead (exactly one of the two).
     ``default_doc`` replaces the docs' rendering of the default; ``shown_at_default=False``
     leaves the key out of check-config while it has its default.
     """
@@ -95,6 +97,7 @@ class Key:
     variant: str | None = None
     only_with: tuple[str, str] | None = None
     choices: tuple[tuple[str, str], ...] = ()
+    alternative: str = ""
     default_doc: str = ""
     shown_at_default: bool = True
 
@@ -233,8 +236,10 @@ KEYS: tuple[Key, ...] = (
     Key(
         "redis",
         Kind.OBJECT,
-        "The Redis servers of the queues, as the PHP service reads them.",
-        default=REQUIRED,
+        "The Redis servers of the queues, as the PHP service reads them. mwjobs maps them "
+        "onto `mwjobs.queues`: each server becomes a `redis://` URL, with "
+        "`password` as its password.",
+        alternative="mwjobs.queues",
     ),
     Key(
         "redis.aggregators",
@@ -460,6 +465,31 @@ KEYS: tuple[Key, ...] = (
         Kind.OBJECT,
         "Extensions. The PHP service ignores unknown top-level keys, so a file with an "
         "`mwjobs` block still works there.",
+    ),
+    Key(
+        "mwjobs.queues",
+        Kind.OBJECT,
+        "Where the queues live, whatever the backend: URLs instead of the `redis` section. "
+        "Give this or `redis`, not both. The PHP service cannot use a file that has only "
+        "this (it finds no `redis`).",
+        alternative="redis",
+    ),
+    Key(
+        "mwjobs.queues.partitions",
+        Kind.LOCATIONS,
+        "Where the jobs are, one URL per partition. The chron walks each; `mwjobs run-jobs "
+        "--config-file` and the python dispatcher's workers use the first. Listing the "
+        "same URL twice is an error.",
+        default=REQUIRED,
+        example=["redis://127.0.0.1:6379/0"],
+    ),
+    Key(
+        "mwjobs.queues.aggregators",
+        Kind.LOCATIONS,
+        "Where the ready-queue map and the chron pool lock are; the first one that answers "
+        "is used. May be left out for a backend that needs none.",
+        default=(),
+        example=["redis://127.0.0.1:6379/0"],
     ),
     Key(
         "mwjobs.timing",

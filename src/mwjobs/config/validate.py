@@ -13,6 +13,7 @@ import json
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from mwjobs.config.dispatcher import DispatcherReader
 from mwjobs.config.model import (
@@ -20,14 +21,17 @@ from mwjobs.config.model import (
     GroupConfig,
     LimitMap,
     LimitsConfig,
+    QueuesConfig,
     RedisConfig,
     RunnerConfig,
     StatsdConfig,
     TimingConfig,
 )
+from mwjobs.config.render import mask_url
 from mwjobs.config.schema import Key, children, key, names
 from mwjobs.config.values import Reader, key_path, shown
 from mwjobs.errors import ConfigError
+from mwjobs.queues.backends import BACKENDS, BackendLocation, scheme_of
 from mwjobs.queues.redis.endpoint import RedisEndpoint, parse_redis_endpoint
 
 __all__ = ["Builder"]
@@ -39,6 +43,10 @@ _LOW_PRIORITY = key("groups.*.low-priority")
 _REDIS_PASSWORD = key("redis.password")
 _REDIS_AGGREGATORS = key("redis.aggregators")
 _REDIS_QUEUES = key("redis.queues")
+_PARTITIONS = key("mwjobs.queues.partitions")
+_AGGREGATORS = key("mwjobs.queues.aggregators")
+# The schemes parse_redis_endpoint reads: their URLs are checked and written out by it.
+_REDIS_SCHEMES = ("redis", "rediss", "unix")
 _STATSD_KEY = key("statsd")
 _STATSD = re.compile(
     r"\[(?P<v6>[^\]]+)\](?::(?P<v6port>\d+))?"  # [v6addr]:port
@@ -65,10 +73,14 @@ class Builder(Reader):
         ext = top.get("mwjobs")
         ext = self.obj({} if ext is None else ext, "mwjobs", names("mwjobs"))
         timing = self.timing(ext.get("timing"))
+        groups = self.groups(top.get("groups"))
+        limits = self.limits(top.get("limits"), timing)
+        redis, queues = self.queue_places(top.get("redis"), ext.get("queues"))
         config = RunnerConfig(
-            groups=self.groups(top.get("groups")),
-            limits=self.limits(top.get("limits"), timing),
-            redis=self.redis(top.get("redis")),
+            groups=groups,
+            limits=limits,
+            queues=queues,
+            redis=redis,
             statsd=self.statsd(top.get("statsd")),
             dispatcher=DispatcherReader(self, self.base_dir).read(top.get("dispatcher")),
             timing=timing,
@@ -142,11 +154,29 @@ class Builder(Reader):
                 self.warn(at, f"= {value} is raised to {floor} (2 x the longest maxtime)")
         return LimitMap({t: max(v, floor) for t, v in real.by_type.items()})
 
-    # -- servers
+    # -- where the queues are
+
+    def queue_places(
+        self, redis_raw: Any, queues_raw: Any
+    ) -> tuple[RedisConfig | None, QueuesConfig]:
+        """``redis`` (the PHP service's form, mapped onto :class:`QueuesConfig`) or
+        ``mwjobs.queues`` (URLs): exactly one of them."""
+        if redis_raw is not None and queues_raw is not None:
+            fix = "keep one of them: redis (the PHP service's form) or mwjobs.queues (URLs)"
+            raise self.fail("mwjobs.queues", "is given together with redis", fix)
+        if queues_raw is not None:
+            return None, self.backend_queues(queues_raw)
+        redis = self.redis(redis_raw)
+        return redis, QueuesConfig(
+            partitions=tuple(_redis_location(e) for e in redis.queues),
+            aggregators=tuple(_redis_location(e) for e in redis.aggregators),
+        )
 
     def redis(self, raw: Any) -> RedisConfig:
         if raw is None:
-            fix = 'add "redis": {"aggregators": ["127.0.0.1:6379"], "queues": ["127.0.0.1:6379"]}'
+            servers = {"aggregators": _REDIS_AGGREGATORS.example, "queues": _REDIS_QUEUES.example}
+            urls = {"queues": {"partitions": _PARTITIONS.example}}
+            fix = f'add "redis": {json.dumps(servers)}, or "mwjobs": {json.dumps(urls)}'
             raise self.fail("redis", "is missing", fix)
         spec = self.obj(raw, "redis", names("redis"))
         password = spec.get("password")
@@ -177,6 +207,42 @@ class Builder(Reader):
             endpoints.append(endpoint)
         return tuple(endpoints)
 
+    def backend_queues(self, raw: Any) -> QueuesConfig:
+        spec = self.obj(raw, "mwjobs.queues", names("mwjobs.queues"))
+        partitions = spec.get(_PARTITIONS.name)
+        example = json.dumps(_PARTITIONS.example)
+        if partitions is None:
+            raise self.fail(_PARTITIONS.path, "is missing", f'add "partitions": {example}')
+        found = self.locations(_PARTITIONS, partitions)
+        if not found:
+            fix = f"list at least one queue backend URL, e.g. {example}"
+            raise self.fail(_PARTITIONS.path, "is an empty list", fix)
+        return QueuesConfig(found, self.locations(_AGGREGATORS, spec.get(_AGGREGATORS.name)))
+
+    def locations(self, of: Key, raw: Any) -> tuple[BackendLocation, ...]:
+        found: list[BackendLocation] = []
+        for i, text in enumerate(self.strings_of(of, raw, of.path)):
+            at = key_path(of.path, i)
+            where = self.location(text.strip(), at)
+            if any(seen.url == where.url for seen in found):
+                raise self.fail(at, f"repeats {where.display}", "list each once")
+            found.append(where)
+        return tuple(found)
+
+    def location(self, url: str, at: str) -> BackendLocation:
+        """A backend URL, its password moved out of it (the URL is shown, never it)."""
+        scheme = scheme_of(url)
+        if scheme not in BACKENDS:
+            known = ", ".join(f"{name}://" for name in sorted(BACKENDS))
+            fix = f'use one of {known}, e.g. "{_PARTITIONS.item_example}"'
+            raise self.fail(at, f"is not a queue backend URL (got {shown(mask_url(url))})", fix)
+        if scheme in _REDIS_SCHEMES:
+            try:
+                return _redis_location(parse_redis_endpoint(url))
+            except ConfigError as exc:
+                raise ConfigError(f"{self.source}: {at}: {exc}") from None
+        return _without_password(url)
+
     def statsd(self, raw: Any) -> StatsdConfig | None:
         if raw is None:
             return None
@@ -202,3 +268,20 @@ class Builder(Reader):
         if timing.hp_max_time >= timing.lp_max_delay:
             self.warn("mwjobs.timing.hp_max_time", "should be lower than lp_max_delay")
         return timing
+
+
+def _redis_location(endpoint: RedisEndpoint) -> BackendLocation:
+    """A Redis server as a backend location: its URL (database and user included) and,
+    apart, its password (the URL's own, else ``redis.password``)."""
+    return BackendLocation(endpoint.url, endpoint.password)
+
+
+def _without_password(url: str) -> BackendLocation:
+    """A URL of another backend, with a ``user:password@`` password moved out."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return BackendLocation(url)
+    user = f"{parts.username}@" if parts.username else ""
+    netloc = user + parts.netloc.rpartition("@")[2]
+    return BackendLocation(parts._replace(netloc=netloc).geturl(), unquote(parts.password))
+
