@@ -19,7 +19,8 @@ the reference for every key.
 
 The modules: ``schema`` (every key, declared once), ``reading`` (file, comments, JSON
 syntax), ``values`` (checks of one value), ``validate`` and ``dispatcher`` (the sections),
-``model`` (the objects), ``render`` (what check-config shows), ``load`` (the entry points).
+``model`` (the objects), ``render`` (what check-config shows), ``load`` (the entry points)
+and ``docs`` (``python -m mwjobs.config.docs > docs/configuration.md``).
 """
 
 from __future__ import annotations

@@ -19,8 +19,8 @@ __all__ = ["decode", "read_text", "strip_comments"]
 
 
 def read_text(source: str | os.PathLike[str]) -> str:
-    """The file's text, decoded as UTF-8 (a byte-order mark is kept; :func:`decode`'s
-    caller removes it)."""
+    """The file's text, decoded as UTF-8 (a leading byte-order mark is kept:
+    ``parse_config`` drops it)."""
     name = os.fspath(source)
     try:
         raw = Path(name).read_bytes()

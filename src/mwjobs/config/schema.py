@@ -7,9 +7,11 @@ keys are refused with a suggestion), the generic reading of simple sections such
 ``mwjobs.timing``, the defaults of the model's dataclasses, which values ``check-config``
 masks, and docs/configuration.md (``python -m mwjobs.config.docs``).
 
-A new section is a :class:`Key` of kind ``OBJECT`` plus one :class:`Key` per member; a
-section of scalars is then read, rendered and documented without further code (only its
-model dataclass and one line in the builder).
+A new section is a :class:`Key` of kind ``OBJECT`` plus one :class:`Key` per member. A
+section of plain values (numbers, strings, booleans) is then accepted, checked and
+documented as declared; what is left to write is its model dataclass with a field on
+``RunnerConfig``, and one line each in ``Builder.build`` (``self.section(path, raw)``) and
+``render.config_dict`` (``section_dict(path, obj)``).
 
 Paths are dotted; ``*`` stands for a name the file chooses (``groups.*.runners``). Keys that
 exist only in one form of an object (the dispatcher's ``kind``) name it as ``variant``.
