@@ -17,19 +17,26 @@ from click.testing import CliRunner
 
 from mwjobs.cli import cli
 from mwjobs.config import (
-    CommandDispatcher,
+    CommandDispatcherConfig,
     GroupConfig,
-    HttpDispatcher,
+    HttpDispatcherConfig,
     LimitMap,
-    PythonDispatcher,
+    LimitsConfig,
+    PythonDispatcherConfig,
+    QueuesConfig,
+    RedisConfig,
     RunnerConfig,
-    StatsdTarget,
-    Timing,
+    StatsdConfig,
+    TimingConfig,
     load_config,
     parse_config,
+    schema,
     strip_comments,
 )
+from mwjobs.config.docs import REGENERATE, render_docs
+from mwjobs.config.schema import Key, Kind
 from mwjobs.errors import ConfigError
+from mwjobs.queues.backends import BackendLocation
 from mwjobs.queues.redis.endpoint import RedisEndpoint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -142,15 +149,16 @@ def test_spec_sample_loads_to_the_expected_objects() -> None:
     assert dict(cfg.limits.real.by_type) == {"*": 300, "webVideoTranscode": 86400}
     assert dict(cfg.limits.memory.by_type) == {"*": "300M"}
 
+    assert cfg.redis is not None  # the file has a redis section
     assert cfg.redis.aggregators == (
         RedisEndpoint("rdb1001.eqiad.wmnet", 6379, password="XXXXX"),
         RedisEndpoint("rdb1003.eqiad.wmnet", 6379, password="XXXXX"),
     )
     assert cfg.redis.queues == cfg.redis.aggregators
     assert cfg.redis.password == "XXXXX"
-    assert cfg.statsd == StatsdTarget("statsd.eqiad.wmnet", 8125)
+    assert cfg.statsd == StatsdConfig("statsd.eqiad.wmnet", 8125)
 
-    assert isinstance(cfg.dispatcher, CommandDispatcher)
+    assert isinstance(cfg.dispatcher, CommandDispatcherConfig)
     assert cfg.dispatcher.argv == (
         "php",
         "/srv/mediawiki/multiversion/MWScript.php",
@@ -163,7 +171,7 @@ def test_spec_sample_loads_to_the_expected_objects() -> None:
     )
     assert cfg.dispatcher.template is not None
     assert cfg.dispatcher.template.startswith("php /srv/mediawiki/multiversion/MWScript.php")
-    assert cfg.timing == Timing()
+    assert cfg.timing == TimingConfig()
     assert cfg.source == "jobrunner.json"
     assert cfg.warnings == ()
 
@@ -194,12 +202,13 @@ def test_php_cuts_urls_in_strings_but_we_keep_them() -> None:
     path = EXAMPLES / "jobrunner.http.json"
     assert php_decode(path) is None  # spec §14 item 5: PHP's regex breaks the string
     cfg = load_config(path)
-    assert isinstance(cfg.dispatcher, HttpDispatcher)
+    assert isinstance(cfg.dispatcher, HttpDispatcherConfig)
     assert cfg.dispatcher.url == (
         "http://mw.example.org/rpc/RunJobs.php"
         "?wiki=%(db)u&type=%(type)u&maxtime=%(maxtime)u&maxmem=%(maxmem)u"
     )
     assert cfg.dispatcher.timeout == 300.0
+    assert cfg.redis is not None  # the file has a redis section
     assert cfg.redis.aggregators == (RedisEndpoint("127.0.0.1", 6379, db=0),)
 
 
@@ -216,10 +225,11 @@ def test_double_slash_inside_strings_is_data() -> None:
     cfg = parse(text)
     assert cfg.groups[0].name == "a//b"
     assert cfg.groups[0].include == ("x//y",)
+    assert cfg.redis is not None  # the file has a redis section
     assert cfg.redis.password == 'pa//ss"//'
     assert cfg.redis.aggregators[0] == RedisEndpoint("h1", 6379, db=2, password='pa//ss"//')
     assert cfg.redis.queues[0].tls is True
-    assert isinstance(cfg.dispatcher, CommandDispatcher)
+    assert isinstance(cfg.dispatcher, CommandDispatcherConfig)
     assert cfg.dispatcher.argv == (
         "curl",
         "-s",
@@ -281,9 +291,10 @@ def test_defaults() -> None:
     assert cfg.limits.real == LimitMap({"*": 3600})
     assert cfg.limits.memory == LimitMap({"*": "300M"})
     assert cfg.statsd is None
+    assert cfg.redis is not None  # the file has a redis section
     assert cfg.redis.password is None
     assert cfg.groups == (GroupConfig("basic", 2, include=("*",)),)
-    assert cfg.timing == Timing(
+    assert cfg.timing == TimingConfig(
         hp_max_delay=120,
         lp_max_delay=600,
         hp_max_time=30,
@@ -346,19 +357,19 @@ def test_null_means_unset_as_in_php() -> None:
     assert cfg.groups[0] == GroupConfig("basic", 2, include=("*",))
     assert cfg.limits.claim_ttl_for("x") == 3600
     assert cfg.statsd is None
-    assert cfg.timing == Timing()
+    assert cfg.timing == TimingConfig()
 
 
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
-        ("statsd.example.org", StatsdTarget("statsd.example.org", 8125)),
-        ("10.0.0.1:9125", StatsdTarget("10.0.0.1", 9125)),
-        ("[2001:db8::1]:8126", StatsdTarget("2001:db8::1", 8126)),
-        ("[::1]", StatsdTarget("::1", 8125)),
+        ("statsd.example.org", StatsdConfig("statsd.example.org", 8125)),
+        ("10.0.0.1:9125", StatsdConfig("10.0.0.1", 9125)),
+        ("[2001:db8::1]:8126", StatsdConfig("2001:db8::1", 8126)),
+        ("[::1]", StatsdConfig("::1", 8125)),
     ],
 )
-def test_statsd_forms(value: str, expected: StatsdTarget) -> None:
+def test_statsd_forms(value: str, expected: StatsdConfig) -> None:
     assert parse(variant(("statsd", value))).statsd == expected
 
 
@@ -381,42 +392,42 @@ def test_timing_overrides_and_maxtime_choice() -> None:
 def test_dispatcher_object_forms(tmp_path: Path) -> None:
     argv = ["/usr/bin/php", "runJobs.php", "--wiki=%(db)x", "--maxmem=%(maxmem)u"]
     cfg = parse(variant(("dispatcher", {"kind": "command", "argv": argv})))
-    assert cfg.dispatcher == CommandDispatcher(tuple(argv))
+    assert cfg.dispatcher == CommandDispatcherConfig(tuple(argv))
 
     cfg = parse(variant(("dispatcher", {"kind": "http", "url": "https://mw/rpc?w=%(db)u"})))
-    assert cfg.dispatcher == HttpDispatcher("https://mw/rpc?w=%(db)u", None)
+    assert cfg.dispatcher == HttpDispatcherConfig("https://mw/rpc?w=%(db)u", None)
 
     spec = {"kind": "python", "modules": ["myjobs.tasks"], "paths": ["lib", "/abs"], "workers": 4}
     cfg = parse(variant(("dispatcher", spec)))
-    assert cfg.dispatcher == PythonDispatcher(("myjobs.tasks",), ("lib", "/abs"), 4)
+    assert cfg.dispatcher == PythonDispatcherConfig(("myjobs.tasks",), ("lib", "/abs"), 4)
     # From a file, relative paths are anchored at the file's directory.
     path = tmp_path / "jobrunner.json"
     path.write_text(variant(("dispatcher", spec)))
     loaded = load_config(path)
-    assert isinstance(loaded.dispatcher, PythonDispatcher)
+    assert isinstance(loaded.dispatcher, PythonDispatcherConfig)
     assert loaded.dispatcher.paths == (str(tmp_path.resolve() / "lib"), "/abs")
-    assert parse(variant(("dispatcher", {"kind": "python"}))).dispatcher == PythonDispatcher()
+    assert parse(variant(("dispatcher", {"kind": "python"}))).dispatcher == PythonDispatcherConfig()
     spec = {"kind": "python", "batch": 100, "max_batches": 50, "max_memory": "200M"}
     cfg = parse(variant(("dispatcher", spec)))
-    assert cfg.dispatcher == PythonDispatcher(batch=100, max_batches=50, max_memory="200M")
+    assert cfg.dispatcher == PythonDispatcherConfig(batch=100, max_batches=50, max_memory="200M")
     assert cfg.to_dict()["dispatcher"]["max_batches"] == 50
     spec = {"kind": "python", "throttling": {"htmlCacheUpdate": 15, "refreshLinks": 0.5}}
     throttled = parse(variant(("dispatcher", spec))).dispatcher
-    assert isinstance(throttled, PythonDispatcher)
+    assert isinstance(throttled, PythonDispatcherConfig)
     assert throttled.throttling == (("htmlCacheUpdate", 15.0), ("refreshLinks", 0.5))
 
 
 def test_string_template_becomes_argv_as_sh_would_split_it() -> None:
     template = "php 'my dir/runJobs.php' --wiki=%(db)x \"--type=%(type)x\" --x=a\\ b"
     cfg = parse(variant(("dispatcher", template)))
-    assert cfg.dispatcher == CommandDispatcher(
+    assert cfg.dispatcher == CommandDispatcherConfig(
         ("php", "my dir/runJobs.php", "--wiki=%(db)x", "--type=%(type)x", "--x=a b"),
         template=template,
     )
     # Shell characters quoted in single quotes are plain data.
     quoted = "curl -a 'http://mw/r?wiki=%(db)u&type=%(type)u' -H 'X: $1|;'"
     cfg = parse(variant(("dispatcher", quoted)))
-    assert isinstance(cfg.dispatcher, CommandDispatcher)
+    assert isinstance(cfg.dispatcher, CommandDispatcherConfig)
     assert cfg.dispatcher.argv[-1] == "X: $1|;"
 
 
@@ -663,6 +674,7 @@ def test_to_dict_masks_secrets() -> None:
         "url": "https://bot:***@mw/rpc?w=%(db)u",
         "timeout": None,
     }
+    assert cfg.redis is not None  # the file has a redis section
     assert cfg.redis.queues[0].password == "urlpass"  # the object itself keeps it for use
     assert "s3cret" not in repr(cfg)
 
@@ -690,13 +702,13 @@ def test_to_dict_shape() -> None:
 def test_examples_load() -> None:
     command = load_config(EXAMPLES / "jobrunner.command.json")
     assert [g.name for g in command.enabled_groups] == ["basic", "upload"]
-    assert isinstance(command.dispatcher, CommandDispatcher)
+    assert isinstance(command.dispatcher, CommandDispatcherConfig)
     assert command.dispatcher.argv[:2] == ("php", "/srv/mediawiki/maintenance/runJobs.php")
     assert command.limits.claim_ttl_for("webVideoTranscode") == 86400
-    assert command.statsd == StatsdTarget("127.0.0.1", 8125)
+    assert command.statsd == StatsdConfig("127.0.0.1", 8125)
     assert command.warnings == ()
     http = load_config(EXAMPLES / "jobrunner.http.json")
-    assert isinstance(http.dispatcher, HttpDispatcher)
+    assert isinstance(http.dispatcher, HttpDispatcherConfig)
     assert http.dispatcher.url.startswith("http://mw.example.org/rpc/RunJobs.php?")
     assert http.warnings == ()
 
@@ -767,16 +779,38 @@ def test_bom_is_accepted(tmp_path: Path) -> None:
 
 
 def test_docs_cover_every_key() -> None:
+    """Every declared key (the loader accepts exactly those, see the schema tests) has its
+    table row, or its heading, in the committed docs."""
     docs = DOCS.read_text()
-    keys = [
+    # The list this test used to keep by hand: every name in it is still declared.
+    listed = [
         "groups", "runners", "include", "exclude", "low-priority", "limits", "claimTTL",
         "attempts", "real", "memory", "redis", "aggregators", "queues", "password", "statsd",
         "dispatcher", "wrapper", "mwjobs", "timing", "kind", "argv", "url", "timeout",
         "modules", "paths", "workers", "batch", "max_batches", "max_memory",
     ]  # fmt: skip
-    keys += [f.name for f in dataclasses.fields(Timing)]
-    missing = [key for key in keys if f"`{key}`" not in docs]
+    listed += [f.name for f in dataclasses.fields(TimingConfig)]
+    assert set(listed) <= {k.name for k in schema.KEYS}
+    missing = []
+    for k in schema.KEYS:
+        if k.kind in (Kind.OBJECT, Kind.NAMED) or not k.parent:
+            shown = f"`{k.name if not k.parent else k.path}` ("
+        elif k.path == "dispatcher.kind":
+            shown = '#### `"kind": "command"`'
+        else:
+            shown = f"| `{k.name}` | "
+        if shown not in docs:
+            missing.append(k.path)
     assert missing == []
+
+
+def test_docs_are_generated() -> None:
+    assert DOCS.read_text() == render_docs(), f"docs/configuration.md is stale; run: {REGENERATE}"
+    done = subprocess.run(
+        [sys.executable, "-m", "mwjobs.config.docs"],
+        capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    assert done.stdout == render_docs()
 
 
 # --------------------------------------------------------------------------- the CLI
@@ -856,3 +890,287 @@ def test_check_config_real_process(tmp_path: Path) -> None:
         f"{bad}: redis.aggregators is an empty list; "
         'list at least one Redis server, e.g. ["127.0.0.1:6379"]\n'
     )
+
+
+# --------------------------------------------------------------------------- where the queues are
+
+
+def with_queues(queues: Any) -> str:
+    """MINIMAL with ``"mwjobs": {"queues": queues}`` instead of its redis section."""
+    return variant(("redis", DELETE), ("mwjobs/queues", queues))
+
+
+def test_redis_section_maps_onto_queues() -> None:
+    cfg = parse(SPEC_SAMPLE)
+    assert cfg.queues == QueuesConfig(
+        partitions=(
+            BackendLocation("redis://rdb1001.eqiad.wmnet:6379/0", "XXXXX"),
+            BackendLocation("redis://rdb1003.eqiad.wmnet:6379/0", "XXXXX"),
+        ),
+        aggregators=(
+            BackendLocation("redis://rdb1001.eqiad.wmnet:6379/0", "XXXXX"),
+            BackendLocation("redis://rdb1003.eqiad.wmnet:6379/0", "XXXXX"),
+        ),
+    )
+    # A URL's own password wins over redis.password (as for the endpoints); forms that
+    # are no URL become one.
+    servers = ["redis://u:urlpass@q1:6380/3", "/run/redis.sock", "[::1]:6390", "rediss://h"]
+    cfg = parse(variant(("redis/password", "s3cret"), ("redis/queues", servers)))
+    assert cfg.queues.partitions == (
+        BackendLocation("redis://u@q1:6380/3", "urlpass"),
+        BackendLocation("unix:///run/redis.sock", "s3cret"),
+        BackendLocation("redis://[::1]:6390/0", "s3cret"),
+        BackendLocation("rediss://h:6379/0", "s3cret"),
+    )
+    assert cfg.queues.aggregators == (BackendLocation("redis://127.0.0.1:6379/0", "s3cret"),)
+    assert cfg.redis is not None
+
+
+def test_mwjobs_queues_form() -> None:
+    queues = {
+        "partitions": [
+            "redis://127.0.0.1:6379/0",
+            "rediss://:pw@h2:6380/1",
+            "unix:///run/redis.sock?db=2",
+            "memory://tests",
+            "memory://u:mempass@other",
+        ],
+        "aggregators": ["redis://127.0.0.1:6379"],
+    }
+    cfg = parse(with_queues(queues))
+    assert cfg.redis is None
+    assert cfg.queues.partitions == (
+        BackendLocation("redis://127.0.0.1:6379/0"),
+        BackendLocation("rediss://h2:6380/1", "pw"),
+        BackendLocation("unix:///run/redis.sock?db=2"),
+        BackendLocation("memory://tests"),
+        BackendLocation("memory://u@other", "mempass"),
+    )
+    assert cfg.queues.aggregators == (BackendLocation("redis://127.0.0.1:6379/0"),)
+    only = parse(with_queues({"partitions": ["memory://x"], "aggregators": None}))
+    assert only.queues == QueuesConfig((BackendLocation("memory://x"),), ())
+
+
+def test_queue_passwords_are_masked_everywhere(tmp_path: Path) -> None:
+    queues = {"partitions": ["redis://:pw1secret@h1:6379/0", "memory://u:pw2secret@m"],
+              "aggregators": ["rediss://user:pw3secret@h3:6380/2"]}  # fmt: skip
+    cfg = parse(with_queues(queues))
+    data = cfg.to_dict()
+    assert data["redis"] is None
+    assert data["queues"] == {
+        "partitions": [
+            {"url": "redis://h1:6379/0", "password": "***"},
+            {"url": "memory://u@m", "password": "***"},
+        ],
+        "aggregators": [{"url": "rediss://user@h3:6380/2", "password": "***"}],
+    }
+    summary = cfg.summary().splitlines()
+    assert "queues (from mwjobs.queues):" in summary
+    assert "  partitions: redis://h1:6379/0 (password ***), memory://u@m (password ***)" in summary
+    assert not any(line.startswith("redis:") for line in summary)
+    path = tmp_path / "jobrunner.json"
+    path.write_text(with_queues(queues))
+    shown = CliRunner().invoke(cli, ["check-config", str(path)]).stdout
+    shown += CliRunner().invoke(cli, ["check-config", "--json", str(path)]).stdout
+    for secret in ("pw1secret", "pw2secret", "pw3secret"):
+        assert secret not in json.dumps(data) + cfg.summary() + repr(cfg) + shown
+
+
+def test_check_config_shows_where_the_queues_are() -> None:
+    cfg = parse(SPEC_SAMPLE)
+    lines = cfg.summary().splitlines()
+    at = lines.index("queues (from redis):")
+    assert lines[at + 1] == (
+        "  partitions: redis://rdb1001.eqiad.wmnet:6379/0 (password ***), "
+        "redis://rdb1003.eqiad.wmnet:6379/0 (password ***)"
+    )
+    assert lines[at + 3] == "redis:"
+    assert parse(variant()).to_dict()["queues"] == {
+        "partitions": [{"url": "redis://127.0.0.1:6379/0", "password": None}],
+        "aggregators": [{"url": "redis://127.0.0.1:6379/0", "password": None}],
+    }
+
+
+QUEUE_ERRORS: list[tuple[str, str, list[str]]] = [
+    ("neither", variant(("redis", DELETE)),
+     ['jobrunner.json: redis is missing; add "redis": {"aggregators": ["127.0.0.1:6379"], '
+      '"queues": ["127.0.0.1:6379"]}, or "mwjobs": {"queues": {"partitions": '
+      '["redis://127.0.0.1:6379/0"]}}']),
+    ("both", variant(("mwjobs/queues", {"partitions": ["redis://h"]})),
+     ["jobrunner.json: mwjobs.queues is given together with redis; keep one of them"]),
+    ("unknown-scheme", with_queues({"partitions": ["ftp://u:hunter2@h/x"]}),
+     ['mwjobs.queues.partitions[0] is not a queue backend URL (got "ftp://u:***@h/x"); '
+      "use one of memory://, redis://, rediss://, unix://"]),
+    ("no-scheme", with_queues({"partitions": ["127.0.0.1:6379"]}),
+     ['mwjobs.queues.partitions[0] is not a queue backend URL (got "127.0.0.1:6379")',
+      'e.g. "redis://127.0.0.1:6379/0"']),
+    ("bad-redis-url", with_queues({"partitions": ["redis://:hunter2@h:99999/0"]}),
+     ["jobrunner.json: mwjobs.queues.partitions[0]: bad Redis server", "1 to 65535"]),
+    ("repeated", with_queues({"partitions": ["redis://h", "redis://h:6379/0"]}),
+     ["mwjobs.queues.partitions[1] repeats redis://h:6379/0; list each once"]),
+    ("partitions-missing", with_queues({"aggregators": ["redis://h"]}),
+     ['mwjobs.queues.partitions is missing; add "partitions": ["redis://127.0.0.1:6379/0"]']),
+    ("partitions-empty", with_queues({"partitions": []}),
+     ["mwjobs.queues.partitions is an empty list; list at least one queue backend URL"]),
+    ("partitions-string", with_queues({"partitions": "redis://h"}),
+     ['mwjobs.queues.partitions must be a list (got "redis://h")']),
+    ("queues-unknown", with_queues({"partitions": ["redis://h"], "aggregator": []}),
+     ['mwjobs.queues.aggregator is not a known key; did you mean "aggregators"?']),
+    ("aggregators-number", with_queues({"partitions": ["redis://h"], "aggregators": [1]}),
+     ["mwjobs.queues.aggregators[0] must be a string (got 1)"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("text", "fragments"), [case[1:] for case in QUEUE_ERRORS], ids=[c[0] for c in QUEUE_ERRORS]
+)
+def test_queue_errors(text: str, fragments: list[str]) -> None:
+    message = error_of(text)
+    assert message.startswith("jobrunner.json: ")
+    for fragment in fragments:
+        assert fragment in message
+    assert "hunter2" not in message  # the password in some of the URLs
+
+
+# --------------------------------------------------------------------------- the schema
+
+# The model class of each declared section (and form of the dispatcher).
+MODELS: dict[tuple[str, str | None], type[Any]] = {
+    ("groups.*", None): GroupConfig,
+    ("limits", None): LimitsConfig,
+    ("redis", None): RedisConfig,
+    ("dispatcher", "command"): CommandDispatcherConfig,
+    ("dispatcher", "http"): HttpDispatcherConfig,
+    ("dispatcher", "python"): PythonDispatcherConfig,
+    ("mwjobs.timing", None): TimingConfig,
+    ("mwjobs.queues", None): QueuesConfig,
+}
+# Model fields that are no key: a group's name is its key in "groups"; a command's
+# template is the string form or the "shell" command line.
+UNDECLARED_FIELDS = {"name", "template"}
+# The file's "shell" is a command line; the model keeps it as template, with shell=True.
+NOT_MIRRORED = {"dispatcher.shell"}
+SECTIONS = sorted({(k.parent, k.variant) for k in schema.KEYS if k.path != "dispatcher.kind"},
+                  key=lambda s: (s[0], s[1] or ""))  # fmt: skip
+LEAVES = [k for k in schema.KEYS if k.kind not in (Kind.OBJECT, Kind.NAMED)]
+
+
+def example_of(key: Key) -> Any:
+    value = key.default if key.example is None else key.example
+    return list(value) if isinstance(value, tuple) else value
+
+
+def doc_with(key: Key) -> dict[str, Any]:
+    """MINIMAL with ``key`` set to its example, among the keys it needs to be valid."""
+    doc = copy.deepcopy(MINIMAL)
+    variant = key.variant or (str(key.example) if key.path == "dispatcher.kind" else None)
+    if variant is not None:
+        disp = {k.name: example_of(k) for k in schema.children("dispatcher", variant)
+                if k.required and key.name not in ("shell",)}  # fmt: skip
+        disp["kind"] = variant
+        if key.only_with is not None:
+            disp[key.only_with[0]] = key.only_with[1]
+            if key.name not in ("secret", "secret_env"):
+                disp["secret_env"] = "MW_SECRET_KEY"
+        doc["dispatcher"] = disp
+    if key.path.startswith("mwjobs.queues."):  # instead of redis, never with it
+        del doc["redis"]
+        doc["mwjobs"] = {"queues": {"partitions": ["redis://127.0.0.1:6379/0"]}}
+    *parents, name = key.path.replace("*", "basic").split(".")
+    node = doc
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[name] = example_of(key)
+    return doc
+
+
+def outcome(doc: dict[str, Any]) -> RunnerConfig | str:
+    try:
+        return parse(json.dumps(doc))
+    except ConfigError as exc:
+        return str(exc)
+
+
+@pytest.mark.parametrize("key", LEAVES, ids=[f"{k.path}/{k.variant}" for k in LEAVES])
+def test_every_declared_key_loads_and_counts(key: Key) -> None:
+    """The loader accepts each declared key with its example, and reads it: a value other
+    than the default changes the outcome."""
+    doc = doc_with(key)
+    loaded = outcome(doc)
+    assert isinstance(loaded, RunnerConfig), loaded
+    if key.example is not None and not key.required:
+        *parents, name = key.path.replace("*", "basic").split(".")
+        node = doc
+        for part in parents:
+            node = node[part]
+        del node[name]
+        assert outcome(doc) != loaded
+
+
+@pytest.mark.parametrize(("parent", "variant"), SECTIONS)
+def test_each_object_accepts_exactly_its_declared_keys(parent: str, variant: str | None) -> None:
+    first = schema.children(parent, variant)[-1]
+    doc = doc_with(first)
+    node = doc
+    for part in parent.replace("*", "basic").split(".") if parent else ():
+        node = node[part]
+    node["zzzz_unknown"] = 1
+    message = error_of(json.dumps(doc))
+    path = f"{parent.replace('*', 'basic')}.zzzz_unknown".lstrip(".")
+    prefix = f"jobrunner.json: {path} is not a known key; remove it or use a known key: "
+    assert message.startswith(prefix), message
+    listed = re.findall(r'"([^"]+)"', message[len(prefix) :])
+    assert listed == list(schema.names(parent, variant))
+
+
+@pytest.mark.parametrize(("parent", "variant"), MODELS)
+def test_model_fields_are_the_declared_keys_with_their_defaults(
+    parent: str, variant: str | None
+) -> None:
+    fields = {f.name: f for f in dataclasses.fields(MODELS[parent, variant])}
+    keys = {k.attr: k for k in schema.children(parent, variant) if k.name != "kind"}
+    assert set(fields) - set(keys) <= UNDECLARED_FIELDS
+    assert set(keys) <= set(fields)
+    for attr, key in keys.items():
+        f = fields[attr]
+        assert f.repr is not key.secret, f"{key.path}: secrets stay out of repr()"
+        if key.required or key.path in NOT_MIRRORED:
+            continue
+        model_default = f.default_factory() if callable(f.default_factory) else f.default
+        declared = LimitMap({"*": key.default}) if key.per_type else key.default
+        assert model_default == declared, key.path
+
+
+def test_schema_lookups() -> None:
+    assert schema.names("") == (
+        "groups", "limits", "redis", "statsd", "dispatcher", "wrapper", "mwjobs"
+    )  # fmt: skip
+    assert schema.variants("dispatcher") == ("command", "http", "python")
+    assert schema.key("dispatcher.url", "http").required
+    assert schema.key("limits.claimTTL").attr == "claim_ttl"
+    assert schema.key("groups.*.low-priority").attr == "low_priority"
+    assert schema.key("limits.memory").item_example == "300M"
+    assert schema.default_of("mwjobs.timing.kill_grace", float) == 5.0
+    with pytest.raises(TypeError, match="is not a str"):
+        schema.default_of("mwjobs.timing.kill_grace", str)
+    with pytest.raises(KeyError, match="no config key"):
+        schema.key("limits.claimTtl")
+
+
+# --------------------------------------------------------------------------- layering
+
+
+def test_config_imports_no_service() -> None:
+    """config/ sits below the services (design.md, layers): importing it loads none."""
+    code = (
+        "import sys, mwjobs.config;"
+        "print(' '.join(sorted(m for m in sys.modules if m.startswith('mwjobs'))))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    loaded = done.stdout.split()
+    services = ("mwjobs.runner", "mwjobs.chron", "mwjobs.execute", "mwjobs.run_jobs",
+                "mwjobs.run_loop", "mwjobs.cli", "mwjobs.metrics", "mwjobs.aggregator")  # fmt: skip
+    assert [m for m in loaded if m.startswith(services)] == []
+    assert "mwjobs.config.render" in loaded

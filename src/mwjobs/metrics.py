@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from mwjobs.config import StatsdTarget
+from mwjobs.config import StatsdConfig
 
 __all__ = [
     "MAX_DATAGRAM",
@@ -178,7 +178,7 @@ class Statsd:
         self._address = None
 
 
-def counters_for(target: StatsdTarget | None) -> Statsd | NullCounters:
+def counters_for(target: StatsdConfig | None) -> Statsd | NullCounters:
     """The counters sink for a config's ``statsd`` value (None: not configured)."""
     if target is None:
         return NullCounters()
@@ -285,7 +285,7 @@ class JobStatsd:
         self.statsd.close()
 
 
-def job_metrics_for(target: StatsdTarget | None) -> JobStatsd | None:
+def job_metrics_for(target: StatsdConfig | None) -> JobStatsd | None:
     """The per-job metrics sink for a config's ``statsd`` value (None: not configured)."""
     if target is None:
         return None

@@ -9,7 +9,7 @@ import pytest
 import redis
 
 from mwjobs.chron import build_chron
-from mwjobs.config import StatsdTarget
+from mwjobs.config import StatsdConfig
 from mwjobs.metrics import (
     MAX_DATAGRAM,
     NullCounters,
@@ -111,7 +111,7 @@ def test_null_counters_and_factory() -> None:
     null.incr("x", 5)
     null.flush()
     null.close()
-    statsd = counters_for(StatsdTarget("127.0.0.1", 8125))
+    statsd = counters_for(StatsdConfig("127.0.0.1", 8125))
     assert isinstance(statsd, Statsd) and (statsd.host, statsd.port) == ("127.0.0.1", 8125)
 
 

@@ -141,3 +141,22 @@ def test_an_unreachable_server_is_queue_unavailable(redis_server: RedisServer) -
     assert not isinstance(caught.value, QueueUnavailable)
     backend.client.flushall()
     backend.close()
+
+
+def test_a_chron_built_from_mwjobs_queues_alone_runs_on_memory() -> None:
+    from mwjobs.chron import build_chron  # noqa: PLC0415
+
+    config = parse_config(
+        '{"groups": {"g": {"runners": 1}}, "dispatcher": "php runJobs.php --wiki=%(db)x",'
+        ' "mwjobs": {"queues": {"partitions": ["memory://from-config"]}}}',
+        "test",
+    )
+    assert config.redis is None
+    clock = FakeClock()
+    chron = build_chron(config, Recorder(), clock=clock, host="h")
+    queue = open_backend("memory://from-config").queue("enwiki", "null")
+    queue.push([JobSpec.create("null", {"n": 1})])
+    result = chron.run_pass()
+    assert (result.claimed, result.ok) == (True, True)
+    assert dict(result.ready) == {("null", "enwiki"): int(clock())}
+    chron.close()

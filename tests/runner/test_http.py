@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from mwjobs.config import HttpDispatcher as HttpConfig
+from mwjobs.config import HttpDispatcherConfig
 from mwjobs.runner.dispatch import DispatchError, RunRequest
 from mwjobs.runner.dispatch.http import (
     HttpDispatcher,
@@ -133,7 +133,7 @@ def test_a_missing_secret_variable_stops_the_start() -> None:
 
 def test_the_label_never_shows_the_signature() -> None:
     disp = make_config(special(80)).dispatcher
-    assert isinstance(disp, HttpConfig)
+    assert isinstance(disp, HttpDispatcherConfig)
     dispatcher = HttpDispatcher(disp, SECRET, clock=lambda: 1000.0)
     request = RunRequest("null", "enwiki", 30, "300M", 60.0)
     label = dispatcher.describe(request)

@@ -19,8 +19,7 @@ from typing import Any
 import pytest
 import redis
 
-from mwjobs.config import PythonDispatcher as PythonConfig
-from mwjobs.config import StatsdTarget, parse_config
+from mwjobs.config import PythonDispatcherConfig, StatsdConfig, parse_config
 from mwjobs.model.data import JobSpec
 from mwjobs.queues.backends import location_of
 from mwjobs.queues.redis import RedisBackend
@@ -71,7 +70,8 @@ def make_pool(redis_server: RedisServer) -> Iterator[Make]:
     made: list[PythonDispatcher] = []
 
     def make(size: int = 1, **kw: Any) -> PythonDispatcher:
-        config = PythonConfig(modules=kw.pop("modules", (MODULE,)), paths=(str(ROOT),), **kw)
+        modules = kw.pop("modules", (MODULE,))
+        config = PythonDispatcherConfig(modules=modules, paths=(str(ROOT),), **kw)
         pool = PythonDispatcher(config, location_of(redis_server.url), size)
         made.append(pool)
         pool.check()
@@ -176,7 +176,7 @@ def test_workers_send_per_job_metrics_to_the_runners_statsd(
     doc["statsd"] = statsd_listener.address
     pool = PythonDispatcher.from_config(parse_config(json.dumps(doc), "test.json"))
     try:
-        assert pool.boot.statsd == StatsdTarget("127.0.0.1", statsd_listener.port)
+        assert pool.boot.statsd == StatsdConfig("127.0.0.1", statsd_listener.port)
         pool.check()
         # Enqueued 30 s ago; each job sleeps 20 ms on its first attempt.
         backend = RedisBackend(redis_server.url, clock=lambda: time.time() - 30)
@@ -202,7 +202,7 @@ def test_workers_send_per_job_metrics_to_the_runners_statsd(
 
 def test_the_boot_message_carries_the_statsd_target() -> None:
     boot = Boot((MODULE,), (), location_of("127.0.0.1:6379"),
-                statsd=StatsdTarget("::1", 8125))  # fmt: skip
+                statsd=StatsdConfig("::1", 8125))  # fmt: skip
     assert Boot.from_line(boot.to_line()) == boot
     without = dataclasses.replace(boot, statsd=None)
     assert Boot.from_line(without.to_line()) == without
@@ -288,7 +288,7 @@ def test_runs_wait_for_a_free_worker_when_there_are_fewer_workers_than_slots(
 
 
 def test_a_job_module_that_does_not_import_fails_the_check(redis_server: RedisServer) -> None:
-    config = PythonConfig(modules=("tests.runner.no_such_jobs",), paths=(str(ROOT),))
+    config = PythonDispatcherConfig(modules=("tests.runner.no_such_jobs",), paths=(str(ROOT),))
     pool = PythonDispatcher(config, location_of(redis_server.url), 3)
     with pytest.raises(DispatchError, match=r"No module named 'tests\.runner\.no_such_jobs'"):
         pool.check()

@@ -7,7 +7,7 @@ import random
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mwjobs.config import GroupConfig, Timing
+from mwjobs.config import GroupConfig, TimingConfig
 from mwjobs.runner.select import (
     PriorityState,
     after_refill,
@@ -112,7 +112,7 @@ def test_choice_is_uniform_over_queues() -> None:
 
 
 def test_time_share_limits_each_mode() -> None:
-    timing = Timing()
+    timing = TimingConfig()
     high = PriorityState(high=True, since=1000.0)
     assert time_share(high, 1600.0, timing) == high  # exactly lp_max_delay: not yet
     flipped = time_share(high, 1600.5, timing)
@@ -132,7 +132,7 @@ def test_after_refill_flips_only_when_slots_were_free_and_nothing_started() -> N
 @given(st.lists(st.tuples(st.floats(0, 1000), st.integers(0, 3), st.integers(0, 3)), max_size=50))
 def test_high_share_is_bounded_under_load(steps: list[tuple[float, int, int]]) -> None:
     """Whatever happens, a mode never lasts longer than its limit at a time_share check."""
-    timing = Timing()
+    timing = TimingConfig()
     state = PriorityState(high=True, since=0.0)
     now = 0.0
     for delta, free, started in steps:
@@ -144,7 +144,7 @@ def test_high_share_is_bounded_under_load(steps: list[tuple[float, int, int]]) -
 
 
 def test_maxtime_follows_documented_intent_with_legacy_switch() -> None:
-    assert Timing().maxtime_for(high_priority=True) == 30
-    assert Timing().maxtime_for(high_priority=False) == 60
-    legacy = Timing(legacy_maxtime_inversion=True)
+    assert TimingConfig().maxtime_for(high_priority=True) == 30
+    assert TimingConfig().maxtime_for(high_priority=False) == 60
+    legacy = TimingConfig(legacy_maxtime_inversion=True)
     assert legacy.maxtime_for(high_priority=True) == 60

@@ -17,8 +17,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mwjobs.config import CommandDispatcher as CommandConfig
-from mwjobs.config import GroupConfig, HttpDispatcher, parse_config
+from mwjobs.config import (
+    CommandDispatcherConfig,
+    GroupConfig,
+    HttpDispatcherConfig,
+    parse_config,
+)
 from mwjobs.errors import ConfigError
 from mwjobs.runner.dispatch import RunRequest, escapeshellarg, substitute
 from mwjobs.runner.dispatch.command import CommandDispatcher
@@ -189,7 +193,7 @@ def test_the_php_template_becomes_one_argument_per_placeholder() -> None:
         "php /srv/mw/maintenance/runJobs.php --wiki=%(db)x --type=%(type)x "
         "--maxtime=%(maxtime)x --memory-limit=%(maxmem)x --result=json"
     )))  # fmt: skip
-    assert isinstance(cfg.dispatcher, CommandConfig)
+    assert isinstance(cfg.dispatcher, CommandDispatcherConfig)
     request = RunRequest("a b;c", "en'wiki $(x)", 30, "300M", 60.0)
     assert CommandDispatcher(cfg.dispatcher).argv_for(request) == [
         "php", "/srv/mw/maintenance/runJobs.php", "--wiki=en'wiki $(x)", "--type=a b;c",
@@ -203,7 +207,7 @@ def test_the_shell_opt_in_quotes_each_value_as_php_did(tmp_path: Path) -> None:
         {"kind": "command", "shell": f"printf '%s\\n' %(db)x %(type)x > {out}"}
     )))  # fmt: skip
     disp = cfg.dispatcher
-    assert isinstance(disp, CommandConfig) and disp.shell
+    assert isinstance(disp, CommandDispatcherConfig) and disp.shell
     request = RunRequest("t'; touch pwned #", "en wiki", 30, "300M", 60.0)
     dispatcher = CommandDispatcher(disp)
     assert dispatcher.describe(request).startswith("printf '%s\\n' 'en wiki' 't'\\''; touch")
@@ -229,7 +233,7 @@ def parse(dispatcher: object, **timing: object) -> object:
 def test_http_special_mode_keys() -> None:
     cfg = parse({"kind": "http", "url": "https://%(db)u.example.org/w/index.php",
                  "mode": "special", "secret_env": "MW_KEY", "maxjobs": 20})  # fmt: skip
-    assert cfg.dispatcher == HttpDispatcher(  # type: ignore[attr-defined]
+    assert cfg.dispatcher == HttpDispatcherConfig(  # type: ignore[attr-defined]
         "https://%(db)u.example.org/w/index.php", None, "special", None, "MW_KEY", 20
     )
     inline = parse({"kind": "http", "url": "http://h/w/index.php", "mode": "special",
@@ -269,7 +273,7 @@ def test_stop_grace_and_docs() -> None:
 def test_examples_load_and_give_the_documented_commands() -> None:
     examples = Path(__file__).resolve().parents[2] / "examples"
     command = parse_config((examples / "jobrunner.command.json").read_text(), "c.json")
-    assert isinstance(command.dispatcher, CommandConfig)
+    assert isinstance(command.dispatcher, CommandDispatcherConfig)
     argv = CommandDispatcher(command.dispatcher).argv_for(
         RunRequest("refreshLinks", "enwiki", 30, "300M", 300.0)
     )
@@ -277,7 +281,7 @@ def test_examples_load_and_give_the_documented_commands() -> None:
                     "--type=refreshLinks", "--maxtime=30", "--memory-limit=300M",
                     "--result=json"]  # fmt: skip
     http = parse_config((examples / "jobrunner.http.json").read_text(), "h.json")
-    assert isinstance(http.dispatcher, HttpDispatcher)
+    assert isinstance(http.dispatcher, HttpDispatcherConfig)
 
 
 # --------------------------------------------------------------------------- guard

@@ -15,7 +15,7 @@ import sys
 import click
 
 from mwjobs.cli.options import EXIT_CONFIG, config_file_option
-from mwjobs.config import PythonDispatcher, RunnerConfig, load_config
+from mwjobs.config import PythonDispatcherConfig, RunnerConfig, load_config
 from mwjobs.errors import ConfigError, MwJobsError
 from mwjobs.execution.backoff import BackoffFile
 from mwjobs.execution.executor import JobExecutor, RunOptions, RunResult, parse_memory_limit
@@ -37,7 +37,7 @@ DEFAULT_MEMORY_LIMIT = 150 * 1024 * 1024
 
 def _config_rates(config: RunnerConfig | None) -> dict[str, float]:
     """The python dispatcher's ``throttling`` rates of the config file, if any."""
-    if config is None or not isinstance(config.dispatcher, PythonDispatcher):
+    if config is None or not isinstance(config.dispatcher, PythonDispatcherConfig):
         return {}
     return dict(config.dispatcher.throttling)
 
@@ -228,7 +228,7 @@ def _backend(queue_url: str | None, config: RunnerConfig | None) -> QueueBackend
 def _import_jobs(
     config: RunnerConfig | None, modules: tuple[str, ...], paths: tuple[str, ...]
 ) -> None:
-    if config is not None and isinstance(config.dispatcher, PythonDispatcher):
+    if config is not None and isinstance(config.dispatcher, PythonDispatcherConfig):
         modules = config.dispatcher.modules + modules
         paths = config.dispatcher.paths + paths
     try:

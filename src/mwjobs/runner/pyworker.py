@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any, BinaryIO
 
-from mwjobs.config import StatsdTarget
+from mwjobs.config import StatsdConfig
 from mwjobs.execution.backoff import BackoffFile
 from mwjobs.execution.executor import (
     JobExecutor,
@@ -82,7 +82,7 @@ class Boot:
     max_memory: int | None = None  # bytes; None: no limit besides the batches' own
     verbose: bool = False
     throttling: dict[str, float] = dataclasses.field(default_factory=dict)
-    statsd: StatsdTarget | None = None  # the runner's: per-job metrics go there (spec §7.5)
+    statsd: StatsdConfig | None = None  # the runner's: per-job metrics go there (spec §7.5)
 
     def to_line(self) -> bytes:
         data = dataclasses.asdict(self)
@@ -95,7 +95,7 @@ class Boot:
         data["paths"] = tuple(data["paths"])
         data["queue"] = BackendLocation(**data["queue"])
         if data.get("statsd") is not None:
-            data["statsd"] = StatsdTarget(**data["statsd"])
+            data["statsd"] = StatsdConfig(**data["statsd"])
         return cls(**data)
 
 

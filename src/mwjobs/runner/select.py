@@ -10,7 +10,7 @@ import random
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, replace
 
-from mwjobs.config import GroupConfig, Timing
+from mwjobs.config import GroupConfig, TimingConfig
 
 __all__ = [
     "ALL_TYPES",
@@ -71,7 +71,7 @@ class PriorityState:
         return replace(self, high=not self.high, since=now, switches=self.switches + 1)
 
 
-def time_share(state: PriorityState, now: float, timing: Timing) -> PriorityState:
+def time_share(state: PriorityState, now: float, timing: TimingConfig) -> PriorityState:
     """The time-sharing rule run before a group fills its slots: at most ``lp_max_delay``
     in high priority, at most ``hp_max_delay`` in low priority."""
     limit = timing.lp_max_delay if state.high else timing.hp_max_delay

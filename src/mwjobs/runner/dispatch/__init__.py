@@ -10,9 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from mwjobs.config import CommandDispatcher as CommandConfig
-from mwjobs.config import HttpDispatcher as HttpConfig
-from mwjobs.config import RunnerConfig
+from mwjobs.config import CommandDispatcherConfig, HttpDispatcherConfig, RunnerConfig
 from mwjobs.runner.dispatch.base import (
     Dispatcher,
     DispatchError,
@@ -57,8 +55,8 @@ def build_dispatcher(
     workers inherit the runner's own environment. The python dispatcher starts its workers
     in :meth:`Dispatcher.check`."""
     disp = config.dispatcher
-    if isinstance(disp, CommandConfig):
+    if isinstance(disp, CommandDispatcherConfig):
         return CommandDispatcher(disp)
-    if isinstance(disp, HttpConfig):
+    if isinstance(disp, HttpDispatcherConfig):
         return HttpDispatcher.from_config(disp, environ, wake)
     return PythonDispatcher.from_config(config)

@@ -27,7 +27,7 @@ import time
 from collections.abc import Mapping
 from typing import IO
 
-from mwjobs.config import CommandDispatcher as CommandConfig
+from mwjobs.config import CommandDispatcherConfig
 from mwjobs.runner.dispatch.base import (
     Dispatcher,
     DispatchError,
@@ -208,7 +208,9 @@ class CommandDispatcher(Dispatcher):
 
     kind = "command"
 
-    def __init__(self, config: CommandConfig, env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, config: CommandDispatcherConfig, env: Mapping[str, str] | None = None
+    ) -> None:
         self.config = config
         self.env = env
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from urllib.parse import quote_plus, unquote, urlsplit
 
 from mwjobs import __version__
-from mwjobs.config import HttpDispatcher as HttpConfig
+from mwjobs.config import HttpDispatcherConfig
 from mwjobs.runner.dispatch.base import (
     Dispatcher,
     DispatchError,
@@ -333,7 +333,7 @@ class HttpDispatcher(Dispatcher):
 
     def __init__(
         self,
-        config: HttpConfig,
+        config: HttpDispatcherConfig,
         secret: str | None = None,
         *,
         wake: Callable[[], None] = _no_wake,
@@ -354,7 +354,7 @@ class HttpDispatcher(Dispatcher):
     @classmethod
     def from_config(
         cls,
-        config: HttpConfig,
+        config: HttpDispatcherConfig,
         environ: Mapping[str, str] | None = None,
         wake: Callable[[], None] = _no_wake,
     ) -> HttpDispatcher:

@@ -49,8 +49,7 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 
-from mwjobs.config import PythonDispatcher as PythonConfig
-from mwjobs.config import RunnerConfig, StatsdTarget
+from mwjobs.config import PythonDispatcherConfig, RunnerConfig, StatsdConfig
 from mwjobs.execution.executor import parse_memory_limit
 from mwjobs.queues.backends import BackendLocation
 from mwjobs.runner.dispatch.base import (
@@ -228,14 +227,14 @@ class PythonDispatcher(Dispatcher):
 
     def __init__(
         self,
-        config: PythonConfig,
+        config: PythonDispatcherConfig,
         queue: BackendLocation,
         size: int,
         *,
         argv: Sequence[str] = WORKER_ARGV,
         env: Mapping[str, str] | None = None,
         verbose: bool | None = None,
-        statsd: StatsdTarget | None = None,
+        statsd: StatsdConfig | None = None,
     ) -> None:
         if verbose is None:
             verbose = logging.getLogger("mwjobs").isEnabledFor(logging.DEBUG)
@@ -260,7 +259,7 @@ class PythonDispatcher(Dispatcher):
         """One worker per runner slot unless ``workers`` says otherwise; the jobs live on
         the config's first queue partition (as with ``mwjobs run-jobs --config-file``)."""
         disp = config.dispatcher
-        assert isinstance(disp, PythonConfig)
+        assert isinstance(disp, PythonDispatcherConfig)
         slots = sum(group.runners for group in config.enabled_groups)
         return cls(disp, config.queues.partitions[0], disp.workers or slots, env=env,
                    statsd=config.statsd)  # fmt: skip
