@@ -44,7 +44,7 @@ EXAMPLES = ROOT / "examples"
 DOCS = ROOT / "docs" / "configuration.md"
 MWJOBS_BIN = Path(sys.executable).parent / "mwjobs"
 
-# The sample of spec §6.2, written as the original jobrunner.sample.json is: with // comments.
+# jobrunner.sample.json's settings, written as the original is: with // comments.
 SPEC_SAMPLE = """\
 // Configuration file for MediaWiki Jobrunner
 // This file is managed by Puppet
@@ -177,7 +177,7 @@ def test_spec_sample_loads_to_the_expected_objects() -> None:
 
 
 def php_decode(path: Path) -> Any:
-    """What the PHP service's loader yields for a file: spec §6.2's comment regex, trim,
+    """What the PHP service's loader yields for a file: RedisJobService's comment regex, trim,
     json_decode(assoc) — run by real PHP, re-encoded as JSON (null = refused)."""
     script = (
         "$c = trim(preg_replace('/\\/\\/.*$/m', '', file_get_contents($argv[1])));"
@@ -200,7 +200,7 @@ def test_files_php_accepts_decode_the_same(tmp_path: Path) -> None:
 
 def test_php_cuts_urls_in_strings_but_we_keep_them() -> None:
     path = EXAMPLES / "jobrunner.http.json"
-    assert php_decode(path) is None  # spec §14 item 5: PHP's regex breaks the string
+    assert php_decode(path) is None  # PHP's regex breaks the string (docs/compatibility.md)
     cfg = load_config(path)
     assert isinstance(cfg.dispatcher, HttpDispatcherConfig)
     assert cfg.dispatcher.url == (
@@ -379,7 +379,7 @@ def test_timing_overrides_and_maxtime_choice() -> None:
     assert cfg.timing.kill_grace == 0.0
     assert cfg.timing.chron_batch == 50
     assert cfg.timing.lp_max_delay == 600
-    # Default: each priority gets its own maxtime (spec §14 item 2 fixed) ...
+    # Default: each priority gets its own maxtime (the PHP inversion fixed) ...
     assert (cfg.timing.maxtime_for(True), cfg.timing.maxtime_for(False)) == (20, 60)
     # ... and the legacy option replicates the PHP service's inversion.
     legacy = parse(variant(("mwjobs/timing", {"legacy_maxtime_inversion": True}))).timing

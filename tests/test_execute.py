@@ -1,4 +1,4 @@
-"""``JobExecutor.run``: MediaWiki's JobRunner::run on the memory and Redis backends (spec §7).
+"""``JobExecutor.run``: MediaWiki's JobRunner::run on the memory and Redis backends.
 
 Time is injected: ``unix`` (backoff expiries, queue timestamps) and ``mono`` (durations,
 which jobs advance instead of sleeping); memory use is injected too, except in the one test
@@ -544,7 +544,7 @@ def test_describe_exception() -> None:
     assert describe_exception(CustomError("x")) == "tests.test_execute.CustomError: x"
 
 
-# -- per-job metrics (spec §7.5) -------------------------------------------------------------
+# -- per-job metrics (JobRunner::executeJob) -------------------------------------------------
 
 
 @dataclass

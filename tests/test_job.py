@@ -1,5 +1,5 @@
 """The job model: JobSpec as MediaWiki's JobSpecification/Job builds it, QueuedJob as a queue
-reads it back (spec §3, §8)."""
+reads it back (``JobQueueRedis``'s record)."""
 
 from __future__ import annotations
 
@@ -227,7 +227,7 @@ def test_record_fields() -> None:
 
 
 def test_spec_worked_example_record_bytes() -> None:
-    # Spec §3.6: a NullJob with removeDuplicates, pushed as a Job object.
+    # A NullJob with removeDuplicates, pushed as a Job object: PHP 8.2's bytes.
     spec = JobSpec(
         "null",
         {
@@ -262,7 +262,7 @@ def test_dedup_hash_ignores_volatile_params() -> None:
 
 
 def test_dedup_hash_order_sensitivity_depends_on_style() -> None:
-    # Spec §14 item 17: JobSpecification does not ksort, Job does.
+    # JobSpecification::getDeduplicationInfo does not ksort, Job's does.
     def hashes(style: DedupStyle) -> set[str]:
         orders: list[dict[PhpKey, PhpValue]] = [{"a": 1, "b": 2}, {"b": 2, "a": 1}]
         return {

@@ -1,4 +1,4 @@
-"""Python job classes, the registry, the queue group and ``mwjobs.push`` (spec §8, §10.1)."""
+"""Python job classes, the registry, the queue group and ``mwjobs.push``."""
 
 from __future__ import annotations
 
@@ -183,7 +183,7 @@ def test_null_job_defaults_and_the_spec_dedup_vector() -> None:
     assert job.params == {"removeDuplicates": True, "lives": 1, "usleep": 0}
     spec = job.to_spec()
     assert spec.type == "null"
-    # spec §15: the dedup info of this NullJob hashes to this value.
+    # PHP 8.2: the dedup info of this NullJob hashes to this value.
     assert spec.dedup_hash() == "j66c9icc7d92im135tkwc7xxefhkynh"
     assert NullJob({}).to_spec().dedup_hash() == ""
 

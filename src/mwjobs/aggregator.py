@@ -1,4 +1,4 @@
-"""The ready-queue map: which (job type, domain) queues have jobs ready to run (spec §2.4, §5).
+"""The ready-queue map: which (job type, domain) queues have jobs ready to run.
 
 The chron writes it once per pass; the runner reads it to choose a queue. Stored form (the PHP
 jobchron's, so PHP and Python services can share it): a hash whose fields are

@@ -1,13 +1,14 @@
 """The jobchron service: keep every queue's jobs moving and publish which queues are ready.
 
-One pass (:meth:`Chron.run_pass`, spec §6.9) takes a slot of the chron pool lock, then on each
-queue partition (in random order) lists ``s-queuesWithJobs`` and runs the maintenance step on
-every queue (recycle stale claims, abandon jobs out of attempts, prune old abandoned jobs,
-release due delayed jobs) with the per-type claim TTL and attempts of ``limits``. Queues with
-ready jobs go into the ready-queue map, which is rewritten at the end; the lock slot is
-released in a ``finally``. :class:`ChronService` is the daemon around it: one pass per
-``chron_period`` tick (huey's scheduler: missed ticks are skipped, never caught up), signals
-handled only in the loop (gunicorn's rule).
+One pass (:meth:`Chron.run_pass`, PHP's ``RedisJobChronService::executePeriodicTasks``) takes a
+slot of the chron pool lock, then on each queue partition (in random order) lists
+``s-queuesWithJobs`` and runs the maintenance step on every queue (recycle stale claims,
+abandon jobs out of attempts, prune old abandoned jobs, release due delayed jobs) with the
+per-type claim TTL and attempts of ``limits``. Queues with ready jobs go into the ready-queue
+map, which is rewritten at the end; the lock slot is released in a ``finally``.
+:class:`ChronService` is the daemon around it: one pass per ``chron_period`` tick (huey's
+scheduler: missed ticks are skipped, never caught up), signals handled only in the loop
+(gunicorn's rule).
 
 Differences from the PHP jobchron (docs/compatibility.md, "jobchron"): many queues per round
 trip instead of one script call and a 5 ms sleep per queue; a down partition is counted and
@@ -187,7 +188,7 @@ class Chron:
                 self._serve_partition(name, self.partitions[name], tally, int(when), slot)
             self._write_map(tally, int(when))
         finally:
-            self._release(slot, tally)  # even after an error (PHP leaked it, §14 item 7)
+            self._release(slot, tally)  # even after an error (the PHP chron leaked it)
         elapsed = time.monotonic() - started
         log.debug("Pass: %d queue(s) on %d partition(s) in %.3f s, %d ready.",
                   tally.queues, len(names), elapsed, len(tally.ready))  # fmt: skip

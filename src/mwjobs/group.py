@@ -1,4 +1,4 @@
-"""Route jobs of one wiki to their queues: MediaWiki's ``JobQueueGroup`` (spec §10.1).
+"""Route jobs of one wiki to their queues: MediaWiki's ``JobQueueGroup``.
 
 A :class:`JobQueueGroup` is one wiki's (DB domain's) view of the queues: ``push`` splits a
 batch by type and pushes each part to that type's queue, ``pop`` takes a job of one type or

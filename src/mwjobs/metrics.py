@@ -1,15 +1,15 @@
-"""statsd counters with the PHP jobrunner service's names and packet format (spec §6.4).
+"""statsd counters with the PHP jobrunner service's names and packet format (``RedisJobService``).
 
 Each event becomes one counter packet ``jobrunner.<event>:<delta>|c\\n``; :meth:`Statsd.flush`
 joins queued packets into UDP datagrams of at most 512 bytes. The PHP service put an extra
-``\\n`` between packets (blank lines, spec §14 item 12); mwjobs does not. When no ``statsd`` is
-configured, :class:`NullCounters` takes the same calls and does nothing.
+``\\n`` between packets (blank lines); mwjobs does not. When no ``statsd`` is configured,
+:class:`NullCounters` takes the same calls and does nothing.
 
 Sending is best effort, as with any statsd client: a send or name-resolution failure is
 logged at debug level and the packets are dropped, never raised into a daemon's loop.
 
-:class:`JobStatsd` sends MediaWiki JobRunner's per-job metrics (spec §7.5, the older statsd
-names ``jobqueue.*``) through the same packets and datagrams;
+:class:`JobStatsd` sends MediaWiki JobRunner's per-job metrics (``JobRunner::executeJob``, the
+older statsd names ``jobqueue.*``) through the same packets and datagrams;
 :class:`~mwjobs.execution.executor.JobExecutor` hands it a :class:`JobSample` after each job.
 """
 
@@ -227,7 +227,7 @@ def _ms(seconds: float) -> int:
 
 
 class JobStatsd:
-    """MediaWiki JobRunner's per-job metrics with the older statsd names (spec §7.5):
+    """MediaWiki JobRunner's per-job metrics with the older statsd names (``executeJob``):
 
     * ``jobqueue.pickup_delay.all`` and ``jobqueue.pickup_delay.<type>`` (timing): ms from
       the job's ready time (release time, else enqueue time) to its start;

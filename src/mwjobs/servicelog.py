@@ -1,4 +1,5 @@
-"""Log output of the daemons in the PHP services' shape (spec §6.1), set up by the CLI only.
+"""Log output of the daemons in the PHP services' shape (jobrunner ``RedisJobService``), set up
+by the CLI only.
 
 ``<ISO-8601 date> NOTICE: <message>`` (and ``DEBUG:`` with ``--verbose``) on stdout;
 ``WARNING:`` and ``ERROR:`` on stderr. Dates are PHP's ``DATE_ATOM``

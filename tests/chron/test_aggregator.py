@@ -131,7 +131,7 @@ def test_failover_prefers_the_first_server_when_both_are_up(
     failover = RedisFailover([parse_redis_endpoint(address) for address in servers])
     try:
         RedisReadyMapStore(failover).replace({"_epoch": "7"})
-        assert not redis_client.exists(KEY)  # fail-over, not replication (spec §14 item 6)
+        assert not redis_client.exists(KEY)  # fail-over, not replication (as in PHP)
         other_client = redis.Redis.from_url(other.url)
         assert other_client.hgetall(KEY) == {b"_epoch": b"7"}
         other_client.close()

@@ -127,7 +127,7 @@ def test_prune_seven_days_after_the_last_claim(
     pop(backend)  # claimed at T0, its only attempt
     assert chron.run_pass(T0 + 3600).abandoned == 1
     queue_id = queue_id_json("null", DOMAIN)
-    # Abandoned-only queues stay listed so they are pruned at all (spec §14 item 9 fixed).
+    # Abandoned-only queues stay listed so they are pruned at all (the PHP chron dropped them).
     assert redis_client.sismember(QUEUES_WITH_JOBS_KEY, queue_id)
     assert chron.run_pass(T0 + 7 * DAY - 1).pruned == 0
     result = chron.run_pass(T0 + 7 * DAY)

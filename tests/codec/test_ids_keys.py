@@ -1,4 +1,5 @@
-"""Identifiers and key names: spec §1, §2 and §15 vectors, PHP json_encode/rawurlencode."""
+"""Identifiers and key names as MediaWiki builds them (DatabaseDomain, WikiMap, JobQueueRedis),
+PHP json_encode/rawurlencode."""
 
 from __future__ import annotations
 

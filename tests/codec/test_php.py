@@ -1,4 +1,4 @@
-"""PHP serialize/unserialize: spec vectors, real PHP as the oracle, and hostile input."""
+"""PHP serialize/unserialize: fixed vectors, real PHP as the oracle, and hostile input."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from mwjobs.codec import (
 from mwjobs.errors import RecordError
 from tests.codec.conftest import PhpOracle
 
-# -- vectors from spec §3.5 / §15 ---------------------------------------------------------
+# -- vectors: what PHP 8.2's serialize() prints -------------------------------------------
 
 
 def test_mixed_values_vector() -> None:

@@ -1,4 +1,5 @@
-"""The h-data job record and dedup hashes: spec §3.6, real MediaWiki 1.43 data, real PHP."""
+"""The h-data job record and dedup hashes: a NullJob worked example, real MediaWiki 1.43 data,
+real PHP."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-# 2023-11-14 22:13:20 UTC, the spec's example enqueue time (an exact integer second).
+# 2023-11-14 22:13:20 UTC, the NullJob worked example's enqueue time (an exact integer second).
 START = 1_700_000_000.0
 
 

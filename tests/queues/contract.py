@@ -9,9 +9,10 @@ A backend's test module subclasses :class:`QueueContract` and provides two fixtu
 * ``plant_ghost``: a callable ``(queue) -> job ID`` that queues an ID with no record at all
   (what old MediaWiki acks could leave behind), behind the jobs already queued.
 
-The semantics are MediaWiki's JobQueueRedis (spec §2, §4) with the fixes mwjobs makes
-(abandoned jobs keep a queue listed until pruned, spec §14 item 9; a corrupt record never
-blocks a queue). Every test asserts data the backend hands back through the public API.
+The semantics are MediaWiki's JobQueueRedis (``includes/jobqueue/JobQueueRedis.php``) with the
+fixes mwjobs makes (docs/compatibility.md: abandoned jobs keep a queue listed until pruned; a
+corrupt record never blocks a queue). Every test asserts data the backend hands back through
+the public API.
 """
 
 from __future__ import annotations
@@ -521,7 +522,7 @@ class QueueContract:
     def test_queue_with_only_abandoned_jobs_stays_listed_until_pruned(
         self, backend: QueueBackend, queue: JobQueue, clock: FakeClock
     ) -> None:
-        # Fix of spec §14 item 9: MediaWiki's chron forgets such queues, leaking the jobs.
+        # A fix (docs/compatibility.md): MediaWiki's chron forgets such queues, leaking the jobs.
         queue.push([job(1)])
         assert queue.pop() is not None
         clock.advance(3600)
@@ -643,7 +644,7 @@ class QueueContract:
         popped = queue.pop_many(5)
         assert ns(popped) == [1, 2]
         assert ghost not in {j.id for j in popped}
-        # Dropped, not left claimed (spec §14 item 15 fix): only the real jobs remain.
+        # Dropped, not left claimed (a fix, see docs/compatibility.md): only the real jobs remain.
         assert queue.sizes() == QueueSizes(unclaimed=0, claimed=2, abandoned=0, delayed=0)
         queue.ack_many(popped)
         clock.advance(3600 + 1)
@@ -680,7 +681,7 @@ class QueueContract:
         assert {job_type for _, job_type, _ in events.calls} == {TYPE}
         assert all(count > 0 for _, _, count in events.calls)
 
-    # -- the spec's verified Redis scenario (§15) -------------------------------------------
+    # -- the push/pop/chron scenario as the PHP scripts play it on Redis --------------------
 
     def test_spec_redis_scenario(
         self, backend: QueueBackend, queue: JobQueue, clock: FakeClock

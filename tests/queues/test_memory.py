@@ -260,7 +260,7 @@ def test_queue_objects_share_the_backend_state(backend: MemoryBackend) -> None:
 
 
 def test_release_time_in_the_past_still_waits_for_maintenance(queue: MemoryQueue) -> None:
-    # The push script delays any positive release time (spec §4.1, §4.8).
+    # The push script delays any positive release time (as JobQueueRedis::pushBlobs).
     queue.push([job(1, release_at=T0 - 100)])
     assert queue.pop() is None
     assert queue.maintain(POLICY) == MaintenanceResult(undelayed=1, ready=1)
@@ -268,7 +268,7 @@ def test_release_time_in_the_past_still_waits_for_maintenance(queue: MemoryQueue
 
 
 def test_duplicate_of_a_recycled_job_is_accepted(queue: MemoryQueue, clock: FakeClock) -> None:
-    # Spec §14 item 16: recycling does not register the hash again.
+    # As in MediaWiki (docs/compatibility.md): recycling does not register the hash again.
     queue.push([dedup_job(1)])
     assert queue.pop() is not None
     clock.advance(3600)
@@ -309,7 +309,7 @@ def test_maintain_many_reports_per_queue(backend: MemoryBackend) -> None:
     assert results == [MaintenanceResult(ready=2), MaintenanceResult()]
 
 
-# -- invariants (spec §2.1) under random operation sequences ---------------------------------
+# -- invariants (as JobQueueRedis documents them) under random operations --------------------
 
 
 def check_invariants(backend: MemoryBackend) -> None:

@@ -1,5 +1,6 @@
 """The Redis backend against a private redis-server: the shared contract, MediaWiki's exact
-data layout, the spec's verified scenario, and the fixes of spec §14 items 1, 9 and 15."""
+data layout, the push/pop/chron scenario of the PHP scripts, and the fixes of
+docs/compatibility.md (key rule, abandoned-only queues, ghost IDs)."""
 
 from __future__ import annotations
 
@@ -86,7 +87,7 @@ class TestRedisContract(QueueContract):
         return plant_corrupt
 
 
-# -- the spec's verified scenario and exact data layout ---------------------------------------
+# -- the PHP scripts' scenario and exact data layout ------------------------------------------
 
 
 def keys_of(client: redis.Redis) -> set[str]:
@@ -102,7 +103,7 @@ def ids(client: redis.Redis, key: str) -> list[str]:
 def test_spec_redis_scenario_verbatim(
     redis_server: RedisServer, redis_client: redis.Redis, clock: FakeClock
 ) -> None:
-    """Spec §15: id1/id2 share a hash, id3 is plain, id4 is delayed; the exact lists."""
+    """As the PHP scripts do it: id1/id2 share a hash, id3 is plain, id4 is delayed."""
     backend = RedisBackend(redis_server.url, clock=clock, new_id=iter(
         ["id1", "id2", "id3", "id4"]).__next__)  # fmt: skip
     queue = backend.queue("enwiki", "null")
@@ -144,7 +145,7 @@ SPEC_BLOB = (
 def test_push_leaves_exactly_the_spec_state(
     redis_server: RedisServer, redis_client: redis.Redis, clock: FakeClock
 ) -> None:
-    """Spec §3.6: a NullJob with removeDuplicates, byte for byte."""
+    """MediaWiki's record of a NullJob with removeDuplicates (PHP 8.2), byte for byte."""
     job_id = "3f2a9c4e1b7d4c0e9a8b7c6d5e4f3a2b"
     backend = RedisBackend(redis_server.url, clock=clock, new_id=lambda: job_id)
     params: dict[PhpKey, PhpValue] = {
@@ -203,7 +204,7 @@ def test_delayed_push_and_release_keep_the_hash(
     assert redis_client.hget("enwiki:jobqueue:null:h-sha1ById", member) is not None
 
 
-# -- key rule (spec §14 item 1) ---------------------------------------------------------------
+# -- MediaWiki's key rule, maintenance included -----------------------------------------------
 
 
 def test_keys_use_the_rawurlencoded_wiki_id_on_every_side(
@@ -228,7 +229,7 @@ def test_keys_use_the_rawurlencoded_wiki_id_on_every_side(
     assert popped is not None and popped.domain == domain
 
 
-# -- ghosts (spec §14 item 15) ----------------------------------------------------------------
+# -- ghost IDs do not end a pop ---------------------------------------------------------------
 
 
 def test_ghost_id_is_dropped_and_pop_goes_on(
@@ -294,7 +295,7 @@ def test_listing_skips_records_missing_or_unreadable(
     assert [job.params["n"] for job in listed] == [1, 2]
 
 
-# -- abandoned jobs keep their queue listed (spec §14 item 9) ----------------------------------
+# -- abandoned jobs keep their queue listed (the PHP chron dropped it) -------------------------
 
 
 def test_abandoned_jobs_keep_the_queue_registered_until_pruned(

@@ -1,6 +1,7 @@
 """A stand-in for MediaWiki's web entry points, checking requests the way MediaWiki does:
-``Special:RunJobs`` (spec §12.2, ``SpecialRunJobs::execute``) and WMF's ``rpc/RunJobs.php``
-(spec §12.3). Written independently of the code under test (PHP's urlencode byte by byte)."""
+``Special:RunJobs`` (``SpecialRunJobs::execute``) and WMF's ``rpc/RunJobs.php``
+(operations-mediawiki-config). Written independently of the code under test (PHP's urlencode
+byte by byte)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The ``http`` dispatcher against a real local HTTP server that checks requests the way
-MediaWiki does: ``Special:RunJobs`` (spec §12.2, SpecialRunJobs::execute) and WMF's
-``rpc/RunJobs.php`` (spec §12.3)."""
+MediaWiki does: ``Special:RunJobs`` (SpecialRunJobs::execute) and WMF's
+``rpc/RunJobs.php`` (operations-mediawiki-config)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The runner's pure queue choice and priority rules (spec §6.5, §6.6), exhaustively."""
+"""The runner's pure queue choice and priority rules (PHP: ``JobRunnerPipeline::selectQueue``,
+``RedisJobRunnerService::main``), exhaustively."""
 
 from __future__ import annotations
 

@@ -232,7 +232,7 @@ def test_each_placeholder_value_is_exactly_one_argument(
     assert record["argv"] == [
         f"--wiki={domain}",
         job_type,
-        "30",  # high priority: hp_max_time (the PHP runner passed 60, spec §14 item 2)
+        "30",  # high priority: hp_max_time (the PHP runner passed 60: docs/compatibility.md)
         "1G",
         "u=en%20wiki%27%3Brm%20-rf%20%24HOME%20%60id%60%20%22q%22%3B%20%25%28type%29x",
     ]

@@ -1,4 +1,4 @@
-"""``mwjobs run-jobs``: MediaWiki's ``maintenance/runJobs.php`` for Python jobs (spec §7.1).
+"""``mwjobs run-jobs``: MediaWiki's ``maintenance/runJobs.php`` for Python jobs.
 
 Same options and the same output: with ``--result=json`` only the JSON response, exactly as
 runJobs prints it, so the jobrunner service (PHP or ours) can use it as its dispatcher

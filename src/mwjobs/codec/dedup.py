@@ -5,7 +5,8 @@
 
 * ``Job`` objects (what MediaWiki's own code mostly pushes) ``ksort`` the params;
 * ``JobSpecification`` keeps the insertion order and also drops the params named in
-  ``removeDuplicatesIgnoreParams`` (spec §14 item 17: the two can disagree).
+  ``removeDuplicatesIgnoreParams`` (its ``getDeduplicationInfo`` has no ``ksort``: the two
+  can disagree).
 """
 
 from __future__ import annotations

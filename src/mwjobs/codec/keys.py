@@ -1,9 +1,9 @@
 """Redis key names, exactly as MediaWiki 1.43 and the jobrunner service spell them.
 
 Per-queue keys are built from the *wiki ID* and the type, each ``rawurlencode``d — the rule
-MediaWiki uses. The PHP chron built them from the raw DB domain instead (spec §14 item 1),
-so queues of wikis whose domain differs from their wiki ID were never maintained; mwjobs
-uses MediaWiki's rule on both sides.
+MediaWiki uses. The PHP chron (jobrunner ``src/PeriodicScriptParamsIterator.php``) built them
+from the raw DB domain instead, so queues of wikis whose domain differs from their wiki ID
+were never maintained; mwjobs uses MediaWiki's rule on both sides.
 """
 
 from __future__ import annotations

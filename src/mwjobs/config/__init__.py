@@ -1,11 +1,12 @@
 """Load ``jobrunner.json`` (the PHP jobrunner service's format) into typed, frozen objects.
 
 This is the only package that reads raw configuration; everything else takes a
-:class:`RunnerConfig`. The file format is the PHP service's (spec §6.2) plus our extensions,
+:class:`RunnerConfig`. The file format is the PHP service's (jobrunner.sample.json) plus our
+extensions,
 which the PHP service ignores or never sees:
 
 * ``//`` comments are removed only outside JSON strings, so ``http://`` URLs survive
-  (the PHP regex cut them, spec §14 item 5). ``/* */`` comments are refused, as PHP does.
+  (the PHP regex cut them, see docs/compatibility.md). ``/* */`` comments are refused, as PHP does.
 * ``"dispatcher"`` may be the original command string or an object
   ``{"kind": "command" | "http" | "python", ...}``.
 * ``"mwjobs": {"timing": {...}}`` overrides what the PHP service hard-codes

@@ -156,8 +156,8 @@ given together.""",
 
 - `"mode": "rpc"` (default): `url` is the whole request, WMF style:
   `{_HTTP_URL}`.
-  The endpoint must answer with the runJobs JSON (spec §12.3).
-- `"mode": "special"`: MediaWiki's own signed `Special:RunJobs` (spec §12.2), no extra PHP
+  The endpoint must answer with the runJobs JSON (as WMF's `rpc/RunJobs.php`).
+- `"mode": "special"`: MediaWiki's own signed `Special:RunJobs` (SpecialRunJobs.php), no extra PHP
   file needed. `url` is the wiki's `index.php`, e.g. `https://%(db)u.example.org/w/index.php`.
   The runner adds `title=Special:RunJobs`, `tasks=jobs`, `type`, `maxtime`, `maxjobs`,
   `async=0` and `stats=1` (so MediaWiki runs the jobs inline and answers with the JSON),
@@ -203,7 +203,7 @@ _DIFFERENCES = (
     (
         "`//` comments",
         "A regex deletes `//` to the end of the line everywhere, including inside strings, "
-        "which cuts `http://` URLs (spec §14 item 5).",
+        "which cuts `http://` URLs (see docs/compatibility.md).",
         "Comments are stripped only outside strings. A file the PHP service accepts cannot "
         "have `//` inside a string, because the cut would leave the string unterminated. So "
         "every file PHP accepts decodes to the same data. The tests compare both "
@@ -265,7 +265,7 @@ _DIFFERENCES = (
         "Timing constants",
         "Hard-coded.",
         "`mwjobs.timing`, including `legacy_maxtime_inversion`. By default the maxtime "
-        "inversion of spec §14 item 2 is fixed.",
+        "PHP runner's maxtime inversion is fixed.",
     ),
     (
         "Python dispatcher paths",

@@ -73,7 +73,7 @@ def _per_type_default(path: str, kind: type[V]) -> Callable[[], LimitMap[V]]:
 
 @dataclass(frozen=True)
 class LimitsConfig:
-    """``limits`` (spec §6.2). claimTTL and attempts are read by the chron; real and memory
+    """``limits``. claimTTL and attempts are read by the chron; real and memory
     by the runner. Values are merged over the defaults per key, as PHP's ``+`` does."""
 
     claim_ttl: LimitMap[int] = field(default_factory=_per_type_default("limits.claimTTL", int))
@@ -221,7 +221,7 @@ class TimingConfig:
     Each field is the key of the same name; its meaning and default are declared in
     :mod:`mwjobs.config.schema` (and listed in docs/configuration.md).
 
-    ``legacy_maxtime_inversion=True`` replicates spec §14 item 2 (high-priority runs get
+    ``legacy_maxtime_inversion=True`` replicates the PHP maxtime inversion (high-priority runs get
     ``lp_max_time``); the default gives each priority its own documented maxtime.
     """
 

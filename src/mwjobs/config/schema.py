@@ -184,7 +184,7 @@ KEYS: tuple[Key, ...] = (
         "groups.*.low-priority",
         Kind.JOB_TYPES,
         "In high priority these types are excluded. In low priority they are added to "
-        "`include`. See spec §6.5 and §6.6 for the 600 s / 120 s time-sharing.",
+        "`include`. The PHP runner's `JobRunnerPipeline` time-shares them 600 s / 120 s.",
         default=(),
         example=["refreshLinks"],
     ),
@@ -271,7 +271,7 @@ KEYS: tuple[Key, ...] = (
         "statsd",
         Kind.HOST_PORT,
         "A string `host`, `host:port` or `[v6addr]:port`. The default port is `8125`. "
-        "Counters use the PHP service's metric names (spec §6.10). The python dispatcher's "
+        "Counters use the PHP service's metric names (the PHP services'). The python dispatcher's "
         "workers and `mwjobs run-jobs --config-file` also send MediaWiki's per-job "
         "`jobqueue.*` metrics there (operators.md, section 6).",
         example="statsd.example.org:8125",
@@ -567,7 +567,7 @@ KEYS: tuple[Key, ...] = (
     Key(
         "mwjobs.timing.legacy_maxtime_inversion",
         Kind.BOOL,
-        "`true` reproduces the PHP bug in spec §14 item 2: high-priority runs get "
+        "`true` reproduces the PHP runner's maxtime inversion: high-priority runs get "
         "`lp_max_time` (60) and low-priority runs get `hp_max_time` (30).",
         default=False,
     ),

@@ -1,4 +1,4 @@
-"""Backoff throttling shared by every runner of a host (``$wgJobBackoffThrottling``, spec §7.4).
+"""Backoff throttling shared by every runner of a host (``$wgJobBackoffThrottling``).
 
 A throttled type gets a "time to wait" per job it runs (work items / rate, randomly rounded);
 the waits add up in a JSON file of type -> expiry (UNIX time) that every runner on the host
@@ -6,8 +6,9 @@ reads, and while a type's expiry is in the future runners skip it. MediaWiki's f
 format are kept (``<tmp>/mw-runJobs-backoffs.json``), so PHP runJobs and mwjobs can share it.
 
 MediaWiki opens the file with ``w+`` before locking it, which truncates it: writers lose each
-other's entries and readers may see an empty file (spec §14 item 24). Here a writer takes the
-exclusive lock first, then reads, merges and rewrites in place, so concurrent entries add up.
+other's entries and readers may see an empty file (``JobRunner::syncBackoffDeltas``). Here a
+writer takes the exclusive lock first, then reads, merges and rewrites in place, so concurrent
+entries add up.
 """
 
 from __future__ import annotations

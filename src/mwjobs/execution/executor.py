@@ -1,4 +1,4 @@
-"""Run jobs from a wiki's queues: MediaWiki's ``JobRunner::run`` for Python jobs (spec §7).
+"""Run jobs from a wiki's queues: MediaWiki's ``JobRunner::run`` for Python jobs.
 
 :meth:`JobExecutor.run` pops and runs jobs until a limit is reached and returns what
 ``runJobs.php --result=json`` prints (:meth:`RunResult.to_json`), so the PHP jobrunner
@@ -68,7 +68,7 @@ class Reached:
 
 
 # Seconds added to a type's backoff after a failure (JobRunner::ERROR_BACKOFF_TTL), for 1
-# failure in ERROR_BACKOFF_ODDS (by design: spec §14 item 25).
+# failure in ERROR_BACKOFF_ODDS (by design in MediaWiki).
 ERROR_BACKOFF_TTL = 1
 ERROR_BACKOFF_ODDS = 50
 # Share of the memory limit at which a run stops (checkMemoryOK).
@@ -115,7 +115,7 @@ class JobOutcome:
 @dataclass
 class RunResult:
     """``JobRunner::run``'s response. ``backoffs``/``elapsed`` are None on early exits,
-    which leave those keys out (spec §14 item 26)."""
+    which leave those keys out, as in MediaWiki."""
 
     jobs: list[JobOutcome] = field(default_factory=list)
     reached: str = Reached.NONE_READY
@@ -262,7 +262,8 @@ class JobExecutor:
             return _BrokenJob(queued, exc)
 
     def time_to_wait(self, job: Job) -> int:
-        """Backoff seconds this job adds for its type (0 for duplicates: spec §7.4)."""
+        """Backoff seconds this job adds for its type (0 for duplicates), as MediaWiki's
+        ``JobRunner::getBackoffTimeToWait``."""
         rate = self.throttling.get(job.job_type, 0.0)
         if rate <= 0 or isinstance(job, DuplicateJob):
             return 0

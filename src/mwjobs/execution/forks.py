@@ -1,5 +1,5 @@
 """``mwjobs run-jobs --procs N``: the same run loop in N forked children, as runJobs.php's
-``--procs`` does with MediaWiki's ForkController (spec §7.1).
+``--procs`` does with MediaWiki's ForkController.
 
 The parent forks before anything connects to a queue server (each child makes its own
 connection), forwards SIGTERM and SIGINT to the children, waits for all of them and returns

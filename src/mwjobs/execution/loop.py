@@ -1,5 +1,5 @@
 """The loop of ``mwjobs run-jobs``: one run, or with ``--wait`` runs until a limit, waiting
-for work in between (runJobs.php's ``--wait``, spec §7.1).
+for work in between (runJobs.php's ``--wait``).
 
 MediaWiki sleeps a second between runs. mwjobs waits at most that long on the group's
 :class:`~mwjobs.queues.base.JobWaiter`: an mwjobs push ends the wait at once (on Redis its

@@ -239,7 +239,7 @@ class JobSpec:
 
 
 class JobState(enum.StrEnum):
-    """Where a job is in its life (see design.md)."""
+    """Where a job is in its life (see docs/architecture.md)."""
 
     UNCLAIMED = "unclaimed"
     DELAYED = "delayed"

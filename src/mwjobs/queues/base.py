@@ -6,7 +6,7 @@ MediaWiki has one ``JobQueue`` per wiki and type. Shared policy (root-job supers
 pop, root-job registration after push, event counting) lives here as template methods;
 backends supply the ``_primitives``.
 
-One job's life (see design.md): push (maybe delayed, maybe dropped as a duplicate) ->
+One job's life (see docs/architecture.md): push (maybe delayed, maybe dropped as a duplicate) ->
 unclaimed -> popped (claimed, attempts + 1) -> acked (gone) | not acked -> recycled by
 :meth:`JobQueue.maintain` after the claim TTL -> ... -> abandoned after the attempt limit
 -> pruned after the abandoned retention. Every backend keeps this life.

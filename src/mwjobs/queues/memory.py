@@ -1,6 +1,6 @@
-"""A real in-memory backend with JobQueueRedis's exact semantics (spec §4).
+"""A real in-memory backend with JobQueueRedis's exact semantics (its Lua scripts).
 
-Each queue keeps the same structures as MediaWiki's Redis keys (spec §2.1), and every
+Each queue keeps the same structures as JobQueueRedis's eight per-queue keys, and every
 operation follows the matching Lua script step by step, so this backend can stand in for
 Redis in tests of the layers above and in embedded use. Records are stored encoded (PHP
 serialize bytes), so the codec path runs and a corrupt record is possible, as on Redis.
@@ -8,10 +8,10 @@ serialize bytes), so the codec path runs and a corrupt record is possible, as on
 Differences from Redis, on purpose:
 
 * A queue stays in :meth:`MemoryBackend.queues_with_jobs` while it holds abandoned jobs,
-  so they are pruned (the chron script drops such queues and leaks them, spec §14 item 9).
-* A pop meets a corrupt record or a ghost ID (an ID without data) and goes on with the
-  next job instead of stopping the batch (spec §4.2, §14 item 15); corrupt records are
-  set aside as abandoned, ghost IDs are dropped (both as the Redis backend does).
+  so they are pruned (the PHP chron's script drops such queues and leaks them).
+* A pop meets a corrupt record or a ghost ID (an ID without data) and goes on with the next job
+  instead of stopping the batch (docs/compatibility.md, "Ghost IDs do not end a pop"); corrupt
+  records are set aside as abandoned, ghost IDs are dropped (both as the Redis backend does).
 
 All state sits behind one lock, so one backend can be shared by threads.
 """
@@ -94,7 +94,7 @@ class _Store:
         job_id = self.unclaimed.pop()
         sha1 = self.sha1_by_id.pop(job_id, None)
         if sha1 is not None:
-            # A claimed job no longer blocks new duplicates (spec §4.2).
+            # A claimed job no longer blocks new duplicates (MW's pop script).
             self.id_by_sha1.pop(sha1, None)
         self.claimed[job_id] = now
         self.attempts[job_id] = self.attempts.get(job_id, 0) + 1
@@ -147,7 +147,7 @@ class _Store:
         return len(ids)
 
     def holds_jobs(self) -> bool:
-        """Whether maintenance still has work here; abandoned jobs count (§14 item 9 fix)."""
+        """Whether maintenance still has work here; abandoned jobs count (PHP leaked them)."""
         return bool(self.unclaimed or self.claimed or self.delayed or self.abandoned)
 
     def is_empty(self) -> bool:

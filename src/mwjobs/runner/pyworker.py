@@ -82,7 +82,7 @@ class Boot:
     max_memory: int | None = None  # bytes; None: no limit besides the batches' own
     verbose: bool = False
     throttling: dict[str, float] = dataclasses.field(default_factory=dict)
-    statsd: StatsdConfig | None = None  # the runner's: per-job metrics go there (spec §7.5)
+    statsd: StatsdConfig | None = None  # the runner's: JobRunner::executeJob's metrics go there
 
     def to_line(self) -> bytes:
         data = dataclasses.asdict(self)

@@ -1,10 +1,10 @@
-"""What a dispatched run reports: runJobs.php's ``--result=json`` document (spec §7.2).
+"""What a dispatched run reports: runJobs.php's ``--result=json`` document (``JobRunner::run``).
 
 ``{"jobs": [{"type", "status": "ok"|"failed", "error", "time"}, ...], "reached": ...,
 "backoffs": [] | {type: expiry}, "elapsed": ms}``; early exits carry only ``jobs`` and
 ``reached``. :func:`parse_result` never raises: output that is not such a document becomes a
-:class:`RunSummary` with ``error`` set (the PHP runner crashed on a missing ``jobs``, spec §14
-item 4b).
+:class:`RunSummary` with ``error`` set (the PHP runner crashed on a missing ``jobs``, see
+docs/compatibility.md).
 """
 
 from __future__ import annotations

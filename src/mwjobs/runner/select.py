@@ -1,7 +1,8 @@
 """Pure decisions of the runner: which queue a group runs next, and its priority mode.
 
 No I/O and no clock reads: the supervisor passes the ready-queue map, the time and a
-random generator, so every rule is tested exhaustively (spec §6.5, §6.6).
+random generator, so every rule is tested exhaustively. PHP: ``RedisJobRunnerService::main``
+(priority) and ``JobRunnerPipeline::selectQueue``.
 """
 
 from __future__ import annotations

@@ -8,8 +8,9 @@ the dispatched processes' pipes and a wake-up socket for HTTP runs. Each turn of
 1. handle the recorded signals (TERM/INT: stop; HUP: reload);
 2. reap: collect every run that is completely over and account for it;
 3. murder: SIGTERM runs past their wall limit, SIGKILL them ``kill_grace`` later;
-4. manage: give each group's free slots a queue (spec §6.5-§6.7), with the priority
-   time-sharing of :mod:`mwjobs.runner.select`;
+4. manage: give each group's free slots a queue (the PHP runner's
+   ``JobRunnerPipeline::refillSlots``), with the priority time-sharing of
+   :mod:`mwjobs.runner.select`;
 5. flush the counters and wait for the next event or deadline.
 
 A child's exit (SIGCHLD, or EOF on its pipes) wakes the loop at once, so a slot is refilled
@@ -109,7 +110,7 @@ class FarmReadySource:
         queues = config.queues
         self.farm: QueueFarm = open_farm(queues.partitions, queues.aggregators, on_error=on_error)
         # No cache here: the runner keeps its own copy per period (it must know when the
-        # copy is new, to end the "lay off" of emptied queues, spec §6.7).
+        # copy is new, to end the "lay off" of emptied queues, as PHP's refillSlots does).
         self.map = ReadyQueueMap(self.farm.ready_map_store(), cache_ttl=0.0)
 
     def read(self) -> ReadyMap:
@@ -613,7 +614,7 @@ class Runner:
         ]
 
     def _manage(self, now: float) -> None:
-        """Fill free slots (spec §6.5 steps 3-5) and count what happened."""
+        """Fill free slots (``RedisJobRunnerService::main``'s loop) and count what happened."""
         if now < self._spawn_pause_until:
             return
         pending = self._pending(now)

@@ -1,11 +1,12 @@
 """Runner groups ("loops") and their slots: what runs where, and when it must be stopped.
 
-A :class:`Slot` holds at most one :class:`~mwjobs.runner.dispatch.Run`. It stays busy until
-the run is completely over (process reaped, output at EOF), including after SIGTERM and
-SIGKILL: the PHP runner freed a timed-out slot at once and started another run in it while
-the old process lived on (spec §14 item 3). :func:`overdue_action` is the pure rule that
-decides when to send which signal. A :class:`SlotGroup` keeps one group's priority state and
-resizes to a target count without touching busy slots (HUP reload).
+A :class:`Slot` holds at most one :class:`~mwjobs.runner.dispatch.Run`. It stays busy until the
+run is completely over (process reaped, output at EOF), including after SIGTERM and SIGKILL:
+the PHP runner freed a timed-out slot at once and started another run in it while the old
+process lived on (docs/compatibility.md, "A timed-out run keeps its slot until it is reaped").
+:func:`overdue_action` is the pure rule that decides when to send which signal. A
+:class:`SlotGroup` keeps one group's priority state and resizes to a target count without
+touching busy slots (HUP reload).
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """The Redis backend: MediaWiki's ``JobQueueRedis`` data layout, read and written as MW 1.43.
 
 Every queue of (domain, type) is eight keys on one server (``{wiki}:jobqueue:{type}:*``,
-spec §2.1) plus its member in ``global:jobqueue:s-queuesWithJobs``; records are MW's
-8-field PHP-serialized arrays. PHP MediaWiki, the PHP jobrunner/jobchron and mwjobs can share
-one server. Each operation is one atomic Lua script (``lua/*.lua``, schema in each header);
-where MW has a bug (spec §14) the script fixes it without changing the data format, see
+``JobQueueRedis::getQueueKey``) plus its member in ``global:jobqueue:s-queuesWithJobs``;
+records are MW's 8-field PHP-serialized arrays. PHP MediaWiki, the PHP jobrunner/jobchron and
+mwjobs can share one server. Each operation is one atomic Lua script (``lua/*.lua``, schema in
+each header); where MW has a bug the script fixes it without changing the data format, see
 ``docs/compatibility.md``.
 
 Errors: every redis-py error leaves this module as :class:`~mwjobs.errors.QueueError` naming
@@ -422,7 +422,7 @@ class RedisJobQueue(JobQueue):
         return _maintenance_result(reply)
 
     def maintain_call(self, policy: MaintenancePolicy, now: int) -> ScriptCall:
-        """The maintain script's call for this queue (ARGV as the PHP chron's, §4.7)."""
+        """This queue's maintain script call (ARGV as PHP's PeriodicScriptParamsIterator)."""
         args: list[Arg] = [
             now - policy.claim_ttl,
             now - policy.abandoned_retention,

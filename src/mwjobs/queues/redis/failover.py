@@ -1,12 +1,12 @@
 """Run a command on the first reachable of several Redis servers (the PHP service's
-``redisCmdHA``, spec §6.3): the aggregator servers that hold the ready-queue map and the chron
-pool lock.
+``RedisJobService::redisCmdHA``): the aggregator servers that hold the ready-queue map and the
+chron pool lock.
 
 Servers are tried in the configured order and the first success wins; this is fail-over, not
-replication (spec §14 item 6). A server whose connection failed is skipped for ``down_for``
-seconds while another one is available; when every server is marked down they are all tried
-again rather than giving up, because a daemon can do nothing useful without them (the PHP
-service gave up for 30 s).
+replication, as in PHP. A server whose connection failed is skipped for ``down_for`` seconds
+while another one is available; when every server is marked down they are all tried again
+rather than giving up, because a daemon can do nothing useful without them (the PHP service
+gave up for 30 s).
 """
 
 from __future__ import annotations

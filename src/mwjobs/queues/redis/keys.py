@@ -12,7 +12,8 @@ __all__ = ["QueueKeys"]
 @dataclasses.dataclass(frozen=True)
 class QueueKeys:
     """The Redis key names of one queue, built by MediaWiki's rule (rawurlencoded wiki ID
-    and type), for MW's scripts and the chron alike (spec §14 item 1)."""
+    and type), for MW's scripts and the chron alike (docs/compatibility.md, "Maintenance keys
+    use MediaWiki's key rule")."""
 
     unclaimed: str
     claimed: str

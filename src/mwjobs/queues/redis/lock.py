@@ -1,5 +1,6 @@
 """The chron pool lock on the aggregator servers, exactly as the PHP jobchron keeps it
-(spec §2.5, §6.9), so PHP and Python chrons can run side by side during a migration.
+(``RedisJobChronService::executePeriodicTasks``), so PHP and Python chrons can run side by
+side during a migration.
 
 Slot ``i`` (0 ≤ i < slots, slots = number of queue servers) is the STRING key
 ``RedisJobChronService::executePeriodicTasks:lock:{i}`` holding the holder's float UNIX time

@@ -1,10 +1,11 @@
-"""The ready-queue map on the aggregator Redis servers (spec §2.4, §5.1).
+"""The ready-queue map on the aggregator Redis servers (jobrunner ``src/RedisJobChronService.php``).
 
 Keys: ``jobqueue:aggregator:h-ready-queues:v2`` (HASH, read by runners) and its staging copy
 ``…:v2:temp``, as the PHP jobchron writes them. A write is one MULTI/EXEC on one server:
 ``DEL temp``, ``HSET temp …``, ``RENAME temp → key``. The PHP chron sent HMSET and RENAME as
-two fail-over commands, which could land on different servers during a fail-over (spec §14
-item 6) and merged into whatever an earlier failed write left in the temp hash.
+two fail-over commands, which could land on different servers during a fail-over
+(docs/compatibility.md, "The ready map is written atomically on one server") and merged into
+whatever an earlier failed write left in the temp hash.
 """
 
 from __future__ import annotations

@@ -5,11 +5,11 @@ value is substituted inside its own element, so ``%(db)x`` can never become two 
 shell syntax. ``shell: true`` configs run ``/bin/sh -c`` with PHP's quoting instead.
 
 Each process is the leader of a new process group (``process_group=0``), so a timeout or a
-shutdown signals everything it started. Its stdout and stderr are non-blocking pipes that
-the loop's selector reads until EOF, however much is written (the PHP runner read at most
-64 KiB per stream per loop and lost the rest, spec §14 item 4). The run is over only when
-the leader is reaped *and* both pipes are at EOF, so a slot stays busy while anything the
-run started still holds its output open (after the wall limit's SIGKILL to the group, a
+shutdown signals everything it started. Its stdout and stderr are non-blocking pipes that the
+loop's selector reads until EOF, however much is written (the PHP runner read at most 64 KiB
+per stream per loop and lost the rest: ``JobRunnerPipeline::refillSlots``). The run is over
+only when the leader is reaped *and* both pipes are at EOF, so a slot stays busy while anything
+the run started still holds its output open (after the wall limit's SIGKILL to the group, a
 holder outside the group is no longer waited for).
 """
 

@@ -3,8 +3,10 @@
 Two modes (config ``dispatcher.mode``):
 
 * ``rpc``: the URL template is the whole request, WMF's
-  ``rpc/RunJobs.php?wiki=%(db)u&type=%(type)u&maxtime=%(maxtime)u`` (spec §12.3);
-* ``special``: MediaWiki's own ``Special:RunJobs`` (spec §12.2). The query is signed as
+  ``rpc/RunJobs.php?wiki=%(db)u&type=%(type)u&maxtime=%(maxtime)u`` (in WMF's
+  operations-mediawiki-config);
+* ``special``: MediaWiki's own ``Special:RunJobs`` (``includes/specials/SpecialRunJobs.php``).
+  The query is signed as
   ``SpecialRunJobs::getQuerySignature`` checks it: HMAC-SHA1 with ``$wgSecretKey`` over
   ``wfArrayToCgi(ksort(params))``, with ``sigexpiry``; ``async=0`` and ``stats=1`` make
   MediaWiki run the jobs inline and print the JSON.
