@@ -134,14 +134,14 @@ def open_backend(
     driver is not installed (the message names the pip extra).
     """
     where = location_of(location) if isinstance(location, str) else location
-    opener: BackendOpener = _import(where, _entry(where).module).open_location
+    opener: BackendOpener = _import(where, farm=False).open_location
     return opener(where, clock=clock, on_event=on_event)
 
 
 def farm_opener(location: BackendLocation) -> FarmOpener:
     """The ``open_farm`` of the backend at ``location`` (used by
     :func:`mwjobs.queues.farm.open_farm`)."""
-    opener: FarmOpener = _import(location, _entry(location).farm).open_farm
+    opener: FarmOpener = _import(location, farm=True).open_farm
     return opener
 
 
@@ -153,10 +153,11 @@ def _entry(where: BackendLocation) -> _Entry:
     return entry
 
 
-def _import(where: BackendLocation, name: str) -> Any:
+def _import(where: BackendLocation, *, farm: bool) -> Any:
+    """The module of ``where``'s backend (its farm module with ``farm``)."""
     entry = _entry(where)
     try:
-        return importlib.import_module(name)
+        return importlib.import_module(entry.farm if farm else entry.module)
     except ModuleNotFoundError as exc:
         if entry.extra is None or not exc.name or exc.name.startswith("mwjobs"):
             raise

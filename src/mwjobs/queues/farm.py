@@ -122,11 +122,12 @@ def open_farm(
     and the chron lock on ``aggregators`` where the backend keeps them apart."""
     if not partitions:
         raise ConfigError("no queue partitions are configured")
-    schemes = {location.scheme for location in partitions}
-    opener = farm_opener(partitions[0])
-    if len({farm_opener(location) for location in partitions}) > 1:
+    openers = {farm_opener(location) for location in partitions}
+    if len(openers) > 1:
+        schemes = sorted({location.scheme for location in partitions})
         raise ConfigError(
-            f"queue partitions of different backends ({', '.join(sorted(schemes))}) cannot "
+            f"queue partitions of different backends ({', '.join(schemes)}) cannot "
             "share one farm; give each service partitions of one backend"
         )
+    (opener,) = openers
     return opener(partitions, aggregators, clock=clock, on_error=on_error)
